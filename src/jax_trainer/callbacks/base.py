@@ -1,0 +1,89 @@
+"""Callback base: Lightning's hook vocabulary, with epoch filtering, resumable state and finalisation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from compoconf import ConfigInterface, RegistrableConfigInterface, register_interface
+
+
+@register_interface
+class CallbackInterface(RegistrableConfigInterface):
+    """Registry of callbacks; YAML names them by ``class_name`` under ``trainer.callbacks``."""
+
+
+@dataclass
+class CallbackConfig(ConfigInterface):
+    every_n_epochs: int = 1
+    main_process_only: bool = False
+
+
+class Callback(CallbackInterface):
+    """Base class. Override the hooks you need; ``on_filtered_*`` run every ``every_n_epochs`` epochs.
+
+    ``on_train_step_end`` is only called for callbacks that override it, so an idle callback costs
+    nothing per step; an override must not fetch device values unless it needs them.
+    """
+
+    config: CallbackConfig
+
+    def __init__(self, config: CallbackConfig, trainer=None, data_module: Any = None):
+        self.config = config
+        self.trainer = trainer
+        self.data_module = data_module
+
+    def _due(self, epoch_idx: int) -> bool:
+        return epoch_idx % max(1, self.config.every_n_epochs) == 0
+
+    def on_training_start(self) -> None:
+        pass
+
+    def on_training_end(self) -> None:
+        pass
+
+    def on_training_epoch_start(self, epoch_idx: int) -> None:
+        pass
+
+    def on_training_epoch_end(self, train_metrics: dict, epoch_idx: int) -> None:
+        if self._due(epoch_idx):
+            self.on_filtered_training_epoch_end(train_metrics, epoch_idx)
+
+    def on_filtered_training_epoch_end(self, train_metrics: dict, epoch_idx: int) -> None:
+        pass
+
+    def on_train_step_end(self, step: int, epoch_idx: int) -> None:
+        pass
+
+    def on_validation_epoch_start(self, epoch_idx: int) -> None:
+        pass
+
+    def on_validation_epoch_end(self, eval_metrics: dict, epoch_idx: int) -> None:
+        if self._due(epoch_idx):
+            self.on_filtered_validation_epoch_end(eval_metrics, epoch_idx)
+
+    def on_filtered_validation_epoch_end(self, eval_metrics: dict, epoch_idx: int) -> None:
+        pass
+
+    def on_test_epoch_start(self, epoch_idx: int) -> None:
+        pass
+
+    def on_test_epoch_end(self, test_metrics: dict, epoch_idx: int) -> None:
+        self.on_filtered_test_epoch_end(test_metrics, epoch_idx)
+
+    def on_filtered_test_epoch_end(self, test_metrics: dict, epoch_idx: int) -> None:
+        pass
+
+    def state_dict(self) -> dict:
+        """JSON-serialisable state restored on resume (counters, best scores)."""
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        pass
+
+    def finalize(self, status: str) -> None:
+        """Called once at the end of training with ``"success"``, ``"failed"`` or ``"interrupted"``."""
+
+    @property
+    def wants_step_end(self) -> bool:
+        return type(self).on_train_step_end is not Callback.on_train_step_end

@@ -1,0 +1,73 @@
+"""Datasets from user arrays: an ``.npz`` file named in the config, or arrays passed in code."""
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+from compoconf import register
+
+from jax_trainer.datasets.batch import SupervisedBatch
+from jax_trainer.datasets.in_memory import InMemoryDataset, random_split
+from jax_trainer.datasets.interfaces import DatasetConfig
+
+_EXPECTED = "an .npz file with arrays x_train, y_train and optionally x_val, y_val, x_test, y_test"
+
+
+@dataclass
+class ArrayDatasetConfig(DatasetConfig):
+    """``data_file`` is resolved against ``data_dir`` when that is set. When the file has no
+    validation arrays, ``val_size`` examples are held out of the training arrays instead."""
+
+    data_file: Optional[str] = None
+    val_size: int | float = 0
+
+
+@register
+class ArrayDataset(InMemoryDataset):
+    """Arrays as stored (no rescaling; ``normalize`` is ignored). Build from code with
+    ``ArrayDatasetConfig(...).instantiate(DatasetInterface, arrays={"x_train": ..., ...})``."""
+
+    config: ArrayDatasetConfig
+    ignored_fields = ("normalize",)
+
+    def __init__(self, config: ArrayDatasetConfig, arrays: Optional[Mapping[str, np.ndarray]] = None):
+        super().__init__(config)
+        if (arrays is None) == (config.data_file is None):
+            raise ValueError("ArrayDataset needs exactly one of config.data_file or the arrays argument")
+        self._arrays = arrays
+        self._path = None
+        if arrays is None:
+            path = Path(config.data_file)
+            if config.data_dir is not None and not path.is_absolute():
+                path = Path(config.data_dir) / path
+            if not path.is_file():
+                raise FileNotFoundError(f"ArrayDataset data_file {path} not found; expected {_EXPECTED}")
+            self._path = path
+
+    def _load_arrays(self) -> Mapping[str, np.ndarray]:
+        if self._arrays is not None:
+            return self._arrays
+        with np.load(self._path, allow_pickle=False) as npz:
+            return {key: npz[key] for key in npz.files}
+
+    def load_splits(self):
+        arrays = self._load_arrays()
+        source = self._path if self._arrays is None else "arrays argument"
+
+        def pair(split: str) -> SupervisedBatch | None:
+            x, y = arrays.get(f"x_{split}"), arrays.get(f"y_{split}")
+            if (x is None) != (y is None):
+                raise KeyError(f"{source}: x_{split} and y_{split} must be given together; expected {_EXPECTED}")
+            if x is not None and len(x) != len(y):
+                raise ValueError(f"{source}: x_{split} has {len(x)} rows but y_{split} has {len(y)}")
+            return None if x is None else SupervisedBatch(np.asarray(x), np.asarray(y))
+
+        train = pair("train")
+        if train is None:
+            raise KeyError(f"{source}: no x_train/y_train; expected {_EXPECTED}")
+        val = pair("val")
+        if val is None:
+            train, (val,) = random_split(train, {"val_size": self.config.val_size}, self.config.split_seed)
+        return train, val, pair("test")

@@ -1,0 +1,20 @@
+"""Batch containers: registered pytrees so they pass through jit, device_put and sharding."""
+
+from dataclasses import dataclass
+from typing import Any
+
+import jax
+
+
+@jax.tree_util.register_dataclass
+@dataclass(frozen=True)
+class SupervisedBatch:
+    """An (input, target) pair; ``input`` may itself be a pytree of arrays."""
+
+    input: Any
+    target: Any
+
+    @property
+    def size(self) -> int:
+        """Number of examples: the leading dimension of the (first leaf of the) input."""
+        return jax.tree_util.tree_leaves(self.input)[0].shape[0]

@@ -1,0 +1,62 @@
+"""CIFAR-10 from the official binary version (``cifar-10-batches-bin``), read with numpy."""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from compoconf import register
+
+from jax_trainer.datasets.batch import SupervisedBatch
+from jax_trainer.datasets.in_memory import InMemoryDataset, find_file, random_split
+from jax_trainer.datasets.interfaces import DatasetConfig
+
+_RECORD = 1 + 3 * 32 * 32  # label byte, then 1024 red, 1024 green, 1024 blue bytes (row-major)
+_TRAIN_FILES = [f"data_batch_{i}.bin" for i in range(1, 6)]
+_TEST_FILE = "test_batch.bin"
+CIFAR10_MEAN = np.array([0.4914, 0.4822, 0.4465], np.float32)
+CIFAR10_STD = np.array([0.2023, 0.1994, 0.2010], np.float32)
+
+
+def read_cifar_bin(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Return (images (N, 32, 32, 3) uint8, labels (N,) uint8) from one binary batch file."""
+    raw = np.fromfile(path, dtype=np.uint8)
+    if raw.size == 0 or raw.size % _RECORD:
+        raise ValueError(f"{path}: {raw.size} bytes is not a whole number of {_RECORD}-byte CIFAR-10 records")
+    records = raw.reshape(-1, _RECORD)
+    images = records[:, 1:].reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+    return images, records[:, 0]
+
+
+@dataclass
+class CIFAR10Config(DatasetConfig):
+    """Looks in ``data_dir`` and in ``data_dir/cifar-10-batches-bin`` (where the archive unpacks)."""
+
+    data_dir: str = "data/"
+    val_size: int | float = 5000
+
+
+@register
+class CIFAR10Dataset(InMemoryDataset):
+    """Inputs (N, 32, 32, 3) float32 scaled to [0, 1], standardised per channel with the CIFAR-10
+    mean/std when ``normalize``; targets int32. Validation is held out of the five training batches."""
+
+    config: CIFAR10Config
+
+    def __init__(self, config: CIFAR10Config):
+        super().__init__(config)
+        root = Path(config.data_dir)
+        dirs = [root, root / "cifar-10-batches-bin"]
+        expected = "CIFAR-10 binary batch {} (the 'binary version' of the dataset)"
+        self.train_paths = [find_file(dirs, [name], expected.format(name)) for name in _TRAIN_FILES]
+        self.test_path = find_file(dirs, [_TEST_FILE], expected.format(_TEST_FILE))
+
+    def _load(self, paths: list[Path]) -> SupervisedBatch:
+        parts = [read_cifar_bin(p) for p in paths]
+        images = np.concatenate([p[0] for p in parts]).astype(np.float32) / 255.0
+        if self.config.normalize:
+            images = (images - CIFAR10_MEAN) / CIFAR10_STD
+        return SupervisedBatch(images, np.concatenate([p[1] for p in parts]).astype(np.int32))
+
+    def load_splits(self):
+        train, (val,) = random_split(self._load(self.train_paths), {"val_size": self.config.val_size}, self.config.split_seed)
+        return train, val, self._load([self.test_path])

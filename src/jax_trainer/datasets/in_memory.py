@@ -1,0 +1,114 @@
+"""Shared machinery of the built-in datasets: arrays held in memory, split once, served by
+``NumpyLoader`` (train shuffled with drop_last; val/test in order, keeping the last partial batch)."""
+
+import logging
+from pathlib import Path
+
+import jax
+import numpy as np
+
+from jax_trainer.datasets.batch import SupervisedBatch
+from jax_trainer.datasets.interfaces import DatasetConfig, DatasetInterface, DatasetSplits
+from jax_trainer.datasets.loader import NumpyLoader
+
+LOGGER = logging.getLogger(__name__)
+
+_ALWAYS_IGNORED = ("num_workers", "pin_memory", "prefetch_factor")
+
+
+def split_count(size: int | float, n: int, name: str) -> int:
+    """Number of examples ``size`` stands for: a fraction of ``n`` if a float, else a count."""
+    count = int(round(size * n)) if isinstance(size, float) else int(size)
+    if not 0 <= count < n:
+        raise ValueError(f"{name}={size} leaves no training data out of {n} examples")
+    return count
+
+
+def take(arrays: SupervisedBatch, rows: np.ndarray) -> SupervisedBatch:
+    return jax.tree_util.tree_map(lambda a: a[rows], arrays)
+
+
+def random_split(
+    arrays: SupervisedBatch, sizes: dict[str, int | float], seed: int
+) -> tuple[SupervisedBatch, list[SupervisedBatch | None]]:
+    """Hold out ``sizes`` (name -> fraction or count) at random, deterministically in ``seed``.
+
+    Returns the remaining training arrays and one held-out part per entry (None for size 0).
+    """
+    n = arrays.size
+    counts = [split_count(size, n, name) for name, size in sizes.items()]
+    if sum(counts) >= n:
+        raise ValueError(f"{sizes} leave no training data out of {n} examples")
+    perm = np.random.default_rng(seed).permutation(n)
+    parts, start = [], 0
+    for count in counts:
+        parts.append(take(arrays, np.sort(perm[start : start + count])) if count else None)
+        start += count
+    return take(arrays, np.sort(perm[start:])), parts
+
+
+def find_file(directories: list[Path], names: list[str], expected: str) -> Path:
+    """First existing ``directory/name``; otherwise a FileNotFoundError listing every path tried."""
+    tried = [d / name for d in directories for name in names]
+    for path in tried:
+        if path.is_file():
+            return path
+    listing = ", ".join(str(p) for p in tried)
+    raise FileNotFoundError(f"{expected} not found; looked for: {listing}")
+
+
+class InMemoryDataset(DatasetInterface):
+    """Subclasses implement ``load_splits``; ``ignored_fields`` names config fields that have no
+    meaning for them (logged at debug level, never an error, so original configs keep loading)."""
+
+    config: DatasetConfig
+    ignored_fields: tuple[str, ...] = ()
+
+    def __init__(self, config: DatasetConfig):
+        self.config = config
+        ignored = {f: getattr(config, f) for f in _ALWAYS_IGNORED + self.ignored_fields}
+        LOGGER.debug("%s ignores %s", type(self).__name__, ignored)
+        self._splits = None
+
+    def load_splits(self) -> tuple[SupervisedBatch, SupervisedBatch | None, SupervisedBatch | None]:
+        """Return (train, val, test) arrays; val/test may be None."""
+        raise NotImplementedError
+
+    def splits(self) -> tuple[SupervisedBatch, SupervisedBatch | None, SupervisedBatch | None]:
+        """``load_splits`` computed once and cached."""
+        if self._splits is None:
+            self._splits = self.load_splits()
+        return self._splits
+
+    def local_batch_size(self) -> int:
+        cfg, processes = self.config, jax.process_count()
+        if cfg.global_batch_size % processes:
+            raise ValueError(
+                f"global_batch_size {cfg.global_batch_size} is not divisible by {processes} processes"
+            )
+        local = cfg.global_batch_size // processes
+        if cfg.local_batch_size is not None and cfg.local_batch_size != local:
+            raise ValueError(
+                f"local_batch_size {cfg.local_batch_size} must equal global_batch_size "
+                f"{cfg.global_batch_size} / {processes} processes = {local}"
+            )
+        return local
+
+    def build(self) -> DatasetSplits:
+        self.local_batch_size()
+        train, val, test = self.splits()
+        shard = {"num_shards": jax.process_count(), "shard_index": jax.process_index()}
+        bs = self.config.global_batch_size
+
+        def eval_loader(arrays):
+            return None if arrays is None else NumpyLoader(arrays, bs, shuffle=False, drop_last=False, **shard)
+
+        return DatasetSplits(
+            train=NumpyLoader(train, bs, shuffle=True, drop_last=True, seed=self.config.seed, **shard),
+            val=eval_loader(val),
+            test=eval_loader(test),
+        )
+
+    def example_batch(self) -> SupervisedBatch:
+        train = self.splits()[0]
+        return take(train, np.arange(min(self.local_batch_size(), train.size)))

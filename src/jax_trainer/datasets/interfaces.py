@@ -1,0 +1,63 @@
+"""Dataset registry and the config fields every dataset accepts."""
+
+from dataclasses import dataclass
+from typing import Any, Optional
+
+from compoconf import ConfigInterface, RegistrableConfigInterface, register_interface
+
+from jax_trainer.datasets.batch import SupervisedBatch
+
+
+@dataclass
+class DatasetConfig(ConfigInterface):
+    """Fields shared by all datasets (names follow the original jax_trainer configs).
+
+    ``global_batch_size`` is the batch over all hosts; ``local_batch_size`` (default: global / number
+    of processes) is what one host's loader yields. ``val_size`` is a fraction of the training data
+    when a float in [0, 1), else a number of examples. ``split_seed`` fixes the train/val(/test) split
+    and ``seed`` the per-epoch shuffle. ``num_workers``, ``pin_memory`` and ``prefetch_factor`` are
+    accepted for compatibility and ignored: data is held in memory.
+    """
+
+    data_dir: Optional[str] = None
+    global_batch_size: int = 128
+    local_batch_size: Optional[int] = None
+    num_workers: int = 0
+    normalize: bool = True
+    val_size: int | float = 0.1
+    split_seed: int = 42
+    seed: int = 42
+    pin_memory: bool = False
+    prefetch_factor: Optional[int] = None
+
+    def __post_init__(self):
+        if self.global_batch_size <= 0:
+            raise ValueError(f"global_batch_size: must be positive, got {self.global_batch_size}")
+        if self.local_batch_size is not None and self.local_batch_size <= 0:
+            raise ValueError(f"local_batch_size: must be positive, got {self.local_batch_size}")
+        if isinstance(self.val_size, bool) or self.val_size < 0:
+            raise ValueError(f"val_size: must be a fraction in [0, 1) or a count >= 0, got {self.val_size}")
+        if isinstance(self.val_size, float) and self.val_size >= 1:
+            raise ValueError(f"val_size: a float must be a fraction in [0, 1), got {self.val_size}")
+
+
+@dataclass
+class DatasetSplits:
+    """The loaders a dataset builds; ``val`` and ``test`` are None when the dataset has none."""
+
+    train: Any
+    val: Any = None
+    test: Any = None
+
+
+@register_interface
+class DatasetInterface(RegistrableConfigInterface):
+    """A dataset built from its config: ``config.instantiate(DatasetInterface)``."""
+
+    def build(self) -> DatasetSplits:
+        """Load the data and return train/val/test loaders."""
+        raise NotImplementedError
+
+    def example_batch(self) -> SupervisedBatch:
+        """A training batch of the local batch size, used to initialise models."""
+        raise NotImplementedError

@@ -1,0 +1,106 @@
+"""In-memory batch iterator whose order and position can be checkpointed and restored exactly."""
+
+import math
+
+import jax
+import numpy as np
+
+from jax_trainer.datasets.batch import SupervisedBatch
+
+
+class NumpyLoader:
+    """Iterates ``SupervisedBatch`` es of numpy arrays over ``arrays`` (one row per example).
+
+    The order of epoch ``e`` is a pure function of ``(seed, e)``, and the loader tracks its
+    position ``(epoch, batch_idx)`` as it yields, so ``state_dict()`` taken after the trainer
+    consumed a batch and restored with ``load_state_dict()`` continues with the very next batch.
+    Finishing an epoch moves the position to the start of the next one.
+
+    ``batch_size`` is the global batch; with ``num_shards > 1`` (one shard per host) every shard
+    walks the same global order and yields its own contiguous slice of each global batch.
+    """
+
+    def __init__(
+        self,
+        arrays: SupervisedBatch,
+        batch_size: int,
+        *,
+        shuffle: bool = False,
+        drop_last: bool = False,
+        seed: int = 0,
+        num_shards: int = 1,
+        shard_index: int = 0,
+    ):
+        leaves = jax.tree_util.tree_leaves(arrays)
+        if not leaves:
+            raise ValueError("NumpyLoader needs at least one array")
+        sizes = {np.shape(leaf)[0] for leaf in leaves}
+        if len(sizes) != 1:
+            raise ValueError(f"all arrays must have the same leading dimension, got {sorted(sizes)}")
+        if batch_size <= 0:
+            raise ValueError(f"batch_size must be positive, got {batch_size}")
+        if batch_size % num_shards:
+            raise ValueError(f"batch_size {batch_size} is not divisible by num_shards {num_shards}")
+        if not 0 <= shard_index < num_shards:
+            raise ValueError(f"shard_index {shard_index} out of range for num_shards {num_shards}")
+        self.arrays = arrays
+        self.num_examples = sizes.pop()
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.drop_last = drop_last
+        self.seed = seed
+        self.num_shards = num_shards
+        self.shard_index = shard_index
+        if len(self) == 0:
+            raise ValueError(
+                f"{self.num_examples} examples give no batch of size {batch_size} with drop_last=True"
+            )
+        self._epoch = 0
+        self._batch_idx = 0
+
+    def __len__(self) -> int:
+        if self.drop_last:
+            return self.num_examples // self.batch_size
+        return math.ceil(self.num_examples / self.batch_size)
+
+    @property
+    def epoch(self) -> int:
+        return self.state_dict()["epoch"]
+
+    def set_epoch(self, epoch: int) -> None:
+        """Move to the start of ``epoch``; a no-op if already inside it (e.g. restored mid-epoch)."""
+        if epoch != self.epoch:
+            self._epoch, self._batch_idx = epoch, 0
+
+    def state_dict(self) -> dict[str, int]:
+        """Position of the next batch to be yielded."""
+        if self._batch_idx >= len(self):
+            return {"epoch": self._epoch + 1, "batch_idx": 0}
+        return {"epoch": self._epoch, "batch_idx": self._batch_idx}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        epoch, batch_idx = int(state["epoch"]), int(state["batch_idx"])
+        if not 0 <= batch_idx <= len(self):
+            raise ValueError(f"batch_idx {batch_idx} out of range for a loader of {len(self)} batches")
+        self._epoch, self._batch_idx = epoch, batch_idx
+
+    def order(self, epoch: int) -> np.ndarray:
+        """Example indices of ``epoch`` in the order they are served."""
+        if not self.shuffle:
+            return np.arange(self.num_examples)
+        return np.random.default_rng([self.seed, epoch]).permutation(self.num_examples)
+
+    def __iter__(self):
+        state = self.state_dict()
+        self._epoch, self._batch_idx = state["epoch"], state["batch_idx"]
+        order = self.order(self._epoch)
+        for i in range(self._batch_idx, len(self)):
+            rows = self._shard(order[i * self.batch_size : (i + 1) * self.batch_size])
+            batch = jax.tree_util.tree_map(lambda a, rows=rows: a[rows], self.arrays)
+            self._batch_idx = i + 1
+            yield batch
+
+    def _shard(self, rows: np.ndarray) -> np.ndarray:
+        if self.num_shards == 1:
+            return rows
+        return np.array_split(rows, self.num_shards)[self.shard_index]

@@ -1,0 +1,79 @@
+"""MNIST from the IDX files of the original distribution (plain or gzipped), read with numpy."""
+
+import gzip
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from compoconf import register
+
+from jax_trainer.datasets.batch import SupervisedBatch
+from jax_trainer.datasets.in_memory import InMemoryDataset, find_file, random_split
+from jax_trainer.datasets.interfaces import DatasetConfig
+
+# IDX type codes -> big-endian numpy dtypes.
+_IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+_FILES = {
+    "train_images": "train-images-idx3-ubyte",
+    "train_labels": "train-labels-idx1-ubyte",
+    "test_images": "t10k-images-idx3-ubyte",
+    "test_labels": "t10k-labels-idx1-ubyte",
+}
+MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """Parse an IDX file: 2 zero bytes, a type code, the number of dims, big-endian int32 dims, data."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as f:
+        raw = f.read()
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
+        raise ValueError(f"{path} is not an IDX file (bad magic number {raw[:4].hex()})")
+    dtype, ndim = np.dtype(_IDX_DTYPES[raw[2]]), raw[3]
+    header = 4 + 4 * ndim
+    shape = tuple(int(d) for d in np.frombuffer(raw, ">i4", count=ndim, offset=4))
+    expected = header + int(np.prod(shape)) * dtype.itemsize
+    if len(raw) != expected:
+        raise ValueError(f"{path}: header says shape {shape} ({expected} bytes) but the file has {len(raw)} bytes")
+    return np.frombuffer(raw, dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="))
+
+
+@dataclass
+class MNISTConfig(DatasetConfig):
+    """Looks in ``data_dir`` and in torchvision's layout ``data_dir/MNIST/raw``."""
+
+    data_dir: str = "data/"
+    val_size: int | float = 5000
+
+
+@register
+class MNISTDataset(InMemoryDataset):
+    """Inputs (N, 28, 28) float32 scaled to [0, 1], standardised with the MNIST mean/std when
+    ``normalize``; targets int32. Validation examples are held out of the training files."""
+
+    config: MNISTConfig
+
+    def __init__(self, config: MNISTConfig):
+        super().__init__(config)
+        root = Path(config.data_dir)
+        dirs = [root, root / "MNIST" / "raw"]
+        self.paths = {
+            key: find_file(dirs, [name, name + ".gz"], f"MNIST IDX file {name}[.gz]") for key, name in _FILES.items()
+        }
+
+    def _split(self, images_key: str, labels_key: str) -> SupervisedBatch:
+        images = read_idx(self.paths[images_key]).astype(np.float32) / 255.0
+        labels = read_idx(self.paths[labels_key]).astype(np.int32)
+        if len(images) != len(labels):
+            raise ValueError(
+                f"{self.paths[images_key]} has {len(images)} images but {self.paths[labels_key]} has {len(labels)} labels"
+            )
+        if self.config.normalize:
+            images = (images - MNIST_MEAN) / MNIST_STD
+        return SupervisedBatch(images, labels)
+
+    def load_splits(self):
+        train, (val,) = random_split(
+            self._split("train_images", "train_labels"), {"val_size": self.config.val_size}, self.config.split_seed
+        )
+        return train, val, self._split("test_images", "test_labels")

@@ -1,0 +1,173 @@
+"""`Logger`: validates host metrics once and fans them out to the configured tools and the run directory."""
+
+import json
+import logging
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+
+from .config import LoggerConfig
+from .enums import LogMode
+from .text_log import setup_text_log, teardown_text_log
+from .tools import ToolLoggerInterface
+from .tools.images import as_uint8_image
+
+LOGGER = logging.getLogger(__name__)
+_EPOCH_MODES = ("train", "val", "test")
+_STATUSES = ("success", "failed", "interrupted")
+
+
+def as_float(key: str, value: Any) -> float:
+    """A host float from a Python/NumPy/JAX scalar; anything with more than zero dimensions is an error."""
+    if isinstance(value, (str, bytes)) or getattr(value, "ndim", 0) != 0 or isinstance(value, (list, tuple, dict)):
+        shape = getattr(value, "shape", type(value).__name__)
+        raise ValueError(f"Metric {key!r} must be a scalar, got {shape}.")
+    try:
+        return float(value)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"Metric {key!r} must be a scalar number, got {type(value).__name__}.") from err
+
+
+class Logger:
+    """Host side of logging for one run; only process 0 writes anything.
+
+    Files in ``log_dir``: ``train.log``, ``metrics/<mode>_epoch_NNNN.json`` and whatever the tools write
+    (TensorBoard event files by default). Values must already be on the host: the trainer fetches them
+    once per log window, so nothing here forces a device sync per step.
+    """
+
+    def __init__(self, config: LoggerConfig, log_dir: str | Path | None = None):
+        self.config = config
+        self.log_dir = Path(config.log_dir if log_dir is None else log_dir)
+        self.is_main_process = jax.process_index() == 0
+        self.last_step: int | None = None
+        self._finalized = False
+        self._text_handler = None
+        self.tools: list[ToolLoggerInterface] = []
+        if not self.is_main_process:
+            return
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self._text_handler = setup_text_log(self.log_dir, config.log_file_verbosity)
+        try:
+            for tool_config in config.tool_configs:
+                self.tools.append(tool_config.instantiate(ToolLoggerInterface, self.log_dir))
+        except BaseException:
+            self.finalize("failed")
+            raise
+
+    def _seen(self, step: int) -> None:
+        self.last_step = step if self.last_step is None else max(self.last_step, step)
+
+    def _check_open(self) -> None:
+        if self._finalized:
+            raise RuntimeError("Logger was finalized; create a new one to log again.")
+
+    def log_hparams(self, config: dict[str, Any], metrics: dict[str, float] | None = None) -> None:
+        """Record the resolved config (TensorBoard hparams plugin, W&B config, CSV tool's hparams.json)."""
+        self._check_open()
+        metrics = None if metrics is None else {k: as_float(k, v) for k, v in metrics.items()}
+        for tool in self.tools:
+            tool.log_hparams(config, metrics)
+
+    def log_scalars(self, metrics: dict[str, Any], step: int) -> None:
+        """Write scalars to every tool at ``step``; a non-scalar value raises naming its key (NaN passes)."""
+        self._check_open()
+        values = {key: as_float(key, value) for key, value in metrics.items()}
+        if not values:
+            return
+        self._seen(step)
+        for tool in self.tools:
+            tool.log_scalars(values, step)
+
+    def log_epoch_metrics(self, metrics: dict[str, Any], epoch: int, mode: str | LogMode, step: int) -> None:
+        """Scalars to every tool and ``metrics/<mode>_epoch_NNNN.json`` with the metrics, "epoch" and "step"."""
+        mode = mode.name.lower() if isinstance(mode, LogMode) else mode
+        if mode not in _EPOCH_MODES:
+            raise ValueError(f"Epoch metrics mode must be one of {_EPOCH_MODES}, got {mode!r}.")
+        values = {key: as_float(key, value) for key, value in metrics.items()}
+        clash = {"epoch", "step"} & set(values)
+        if clash:
+            raise ValueError(f"Metric names {sorted(clash)} are reserved in the epoch metrics file.")
+        self.log_scalars(values, step)
+        self._seen(step)
+        if not self.is_main_process:
+            return
+        folder = self.log_dir / "metrics"
+        folder.mkdir(exist_ok=True)
+        path = folder / f"{mode}_epoch_{epoch:04d}.json"
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps({**values, "epoch": epoch, "step": step}, indent=2, allow_nan=True))
+        os.replace(tmp, path)
+
+    def log_image(self, key: str, image, step: int) -> None:
+        """Write an (H, W, C) image, uint8 or float in [0, 1], to every tool."""
+        self._check_open()
+        array = as_uint8_image(key, image)
+        self._seen(step)
+        for tool in self.tools:
+            tool.log_image(key, array, step)
+
+    def log_figure(self, key: str, figure, step: int) -> None:
+        """Render a matplotlib figure with Agg, log it as an image and close it."""
+        from matplotlib import pyplot as plt  # pylint: disable=import-outside-toplevel
+        from matplotlib.backends.backend_agg import FigureCanvasAgg  # pylint: disable=import-outside-toplevel
+
+        try:
+            canvas = FigureCanvasAgg(figure)
+            canvas.draw()
+            image = np.asarray(canvas.buffer_rgba())[:, :, :3].copy()
+        finally:
+            plt.close(figure)
+        self.log_image(key, image, step)
+
+    def flush(self) -> None:
+        """Push everything written so far to disk."""
+        for tool in self.tools:
+            tool.flush()
+        if self._text_handler is not None:
+            self._text_handler.flush()
+
+    def finalize(self, status: str) -> None:
+        """Close every tool with ``status`` ("success", "failed", "interrupted"); later calls do nothing."""
+        if status not in _STATUSES:
+            raise ValueError(f"status must be one of {_STATUSES}, got {status!r}.")
+        if self._finalized:
+            return
+        self._finalized = True
+        LOGGER.info("Run in %s finished: %s.", self.log_dir, status)
+        errors = []
+        for tool in self.tools:
+            try:
+                tool.close(status)
+            except Exception as err:  # pylint: disable=broad-except
+                errors.append(err)
+                LOGGER.exception("Closing %s failed.", type(tool).__name__)
+        if self._text_handler is not None:
+            teardown_text_log(self._text_handler)
+        if errors:
+            raise errors[0]
+
+    def state_dict(self) -> dict[str, Any]:
+        """What a resumed run needs to continue this log: the last step written (JSON-able)."""
+        return {"last_step": self.last_step}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue logging after a resume: what the interrupted run wrote after ``last_step`` is discarded.
+
+        TensorBoard gets a restart marker, the CSV rows and epoch JSON files past that step are removed. Call it
+        only when training resumes into the same ``log_dir``, not when merely evaluating a checkpoint.
+        """
+        self._check_open()
+        self.last_step = state["last_step"]
+        if not self.is_main_process:
+            return
+        step = -1 if self.last_step is None else self.last_step
+        for tool in self.tools:
+            tool.resume(step)
+        for path in sorted((self.log_dir / "metrics").glob("*_epoch_*.json")):
+            if json.loads(path.read_text()).get("step", math.inf) > step:
+                path.unlink()

@@ -1,0 +1,41 @@
+"""Trainer configuration: the ``trainer:`` block of the YAML file."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+from compoconf import ConfigInterface, RegistrableConfigInterface, register_interface
+
+from jax_trainer.callbacks.base import CallbackInterface
+from jax_trainer.logger.config import LoggerConfig
+
+
+@register_interface
+class TrainerInterface(RegistrableConfigInterface):
+    """Registry of trainers; YAML picks one by ``trainer.class_name``."""
+
+
+@dataclass
+class TrainerConfig(ConfigInterface):
+    model_mode: str = "nnx"
+    train_epochs: int = 1
+    max_steps: Optional[int] = None
+    check_val_every_n_epoch: int = 1
+    seed: int = 42
+    debug: bool = False
+    enable_progress_bar: Optional[bool] = None
+    log_grad_norm: bool = False
+    detect_nans: bool = False
+    accumulate_grad_batches: int = 1
+    steps_per_dispatch: int = 1
+    compilation_cache_dir: Optional[str] = None
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
+    callbacks: dict[str, CallbackInterface.cfgtype] = field(default_factory=dict)
+
+    def __post_init__(self):
+        for name in ("train_epochs", "check_val_every_n_epoch", "accumulate_grad_batches", "steps_per_dispatch"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"trainer.{name} must be >= 1, got {getattr(self, name)}.")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise ValueError(f"trainer.max_steps must be >= 1 or null, got {self.max_steps}.")

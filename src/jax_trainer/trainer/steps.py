@@ -1,0 +1,150 @@
+"""Backend-free compiled steps: a backend's pure train/eval step plus on-device metric accumulation.
+
+A step maps ``(carry, batch) -> (carry, concat_values)`` with ``carry = (state, accumulators)``, the
+form ``jax.lax.scan`` takes, so one step and a scan over K batches share one definition. Metric specs
+(aggregation modes) are static: they are discovered by tracing the user's loss once with
+``jax.eval_shape`` before the step is compiled.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from jax_trainer.logger.enums import LogMetricMode, LogMode
+from jax_trainer.logger.metrics import (
+    MetricSpec,
+    accumulator_results,
+    concat_values,
+    init_accumulator,
+    split_metrics,
+    update_accumulator,
+)
+
+EVAL_PREFIX = "eval"
+
+
+def batch_size(batch) -> int:
+    """Leading dimension of the batch's first array: the weight of a step in MEAN/STD metrics."""
+    leaves = jax.tree.leaves(batch)
+    return leaves[0].shape[0] if leaves and getattr(leaves[0], "ndim", 0) else 1
+
+
+def _check_loss(loss, hook: str):
+    if jnp.ndim(loss) != 0:
+        raise TypeError(f"{hook}: the loss must be a scalar, got shape {jnp.shape(loss)}.")
+    return loss
+
+
+def train_values(backend, state, batch, learning_rate: Callable | None, log_grad_norm: bool):
+    """One backend train step → (new state, values, counts, specs) with the trainer's own scalars added."""
+    new_state, loss, metrics, grads = backend.train_step(state, batch)
+    values, counts, specs = split_metrics(metrics, "train", LogMode.TRAIN)
+    values["train/loss"], specs["train/loss"] = _check_loss(loss, "train step"), MetricSpec()
+    if learning_rate is not None:
+        values["optimizer/lr"] = learning_rate(backend.opt_state(new_state))
+        specs["optimizer/lr"] = MetricSpec(mode=LogMetricMode.SINGLE)
+    if log_grad_norm:
+        values["optimizer/grad_global_norm"] = optax.global_norm(grads)
+        specs["optimizer/grad_global_norm"] = MetricSpec()
+    return new_state, values, counts, specs
+
+
+def eval_values(backend, state, batch):
+    """Eval metrics for every eval phase; the host keeps those a phase logs (one compile for val and test)."""
+    loss, metrics = backend.eval_step(state, batch)
+    values, counts, specs = split_metrics(metrics, EVAL_PREFIX, LogMode.EVAL)
+    values[f"{EVAL_PREFIX}/loss"], specs[f"{EVAL_PREFIX}/loss"] = _check_loss(loss, "eval step"), MetricSpec()
+    return values, counts, specs
+
+
+def discover_specs(values_fn: Callable, *args) -> dict[str, MetricSpec]:
+    """Trace ``values_fn`` abstractly (no compile, no FLOPs) to learn the static metric specs."""
+    found = {}
+
+    def capture(*a):
+        *outputs, specs = values_fn(*a)
+        found.update(specs)
+        return outputs
+
+    jax.eval_shape(capture, *args)
+    return found
+
+
+class Accumulators:
+    """Builds and folds the accumulator pytree: a window (reset at each log point) and an epoch part."""
+
+    def __init__(self, specs: dict[str, MetricSpec], windowed: bool, track_nonfinite: bool):
+        self.specs = specs
+        self.window_specs = {k: s for k, s in specs.items() if s.per_step} if windowed else {}
+        self.epoch_specs = {k: s for k, s in specs.items() if s.per_epoch or not windowed}
+        self.track_nonfinite = track_nonfinite
+
+    def init(self, start_step: int = 0) -> dict:
+        """Fresh accumulators; ``count`` continues the global step so non-finite values name their step."""
+        acc = {"window": init_accumulator(self.window_specs), "epoch": init_accumulator(self.epoch_specs)}
+        acc["count"] = jnp.asarray(start_step, jnp.int32)
+        if self.track_nonfinite:
+            acc["nonfinite"] = {k: jnp.full((), -1, jnp.int32) for k in self.specs if k in acc["epoch"]}
+        return acc
+
+    def init_window(self) -> dict:
+        return init_accumulator(self.window_specs)
+
+    def fold(self, acc: dict, values: dict, counts: dict, weight) -> dict:
+        new = dict(acc)
+        new["window"] = update_accumulator(acc["window"], values, counts, self.specs, weight)
+        new["epoch"] = update_accumulator(acc["epoch"], values, counts, self.specs, weight)
+        new["count"] = acc["count"] + 1
+        if self.track_nonfinite:
+            new["nonfinite"] = {
+                k: jnp.where((first < 0) & ~jnp.isfinite(values[k]), acc["count"], first)
+                for k, first in acc["nonfinite"].items()
+            }
+        return new
+
+    def window_results(self, window: dict) -> dict:
+        return accumulator_results(window, self.specs)
+
+    def epoch_results(self, acc: dict) -> dict:
+        return accumulator_results(acc["epoch"], self.specs)
+
+
+def make_train_step(backend, accumulators: Accumulators, learning_rate, log_grad_norm: bool) -> Callable:
+    def step(carry, batch):
+        state, acc = carry
+        state, values, counts, _ = train_values(backend, state, batch, learning_rate, log_grad_norm)
+        acc = accumulators.fold(acc, values, counts, batch_size(batch))
+        return (state, acc), concat_values(values, accumulators.specs)
+
+    return step
+
+
+def make_eval_step(backend, accumulators: Accumulators) -> Callable:
+    def step(state, acc, batch):
+        values, counts, _ = eval_values(backend, state, batch)
+        acc = accumulators.fold(acc, values, counts, batch_size(batch))
+        return acc, concat_values(values, accumulators.specs)
+
+    return step
+
+
+def scan_steps(step: Callable) -> Callable:
+    """K steps in one dispatch: ``batches`` carry a leading axis of K stacked batches."""
+
+    def multi_step(carry, batches):
+        return jax.lax.scan(step, carry, batches)
+
+    return multi_step
+
+
+def first_nonfinite(nonfinite: dict[str, Any]) -> tuple[str, int] | None:
+    """(metric, step) of the earliest non-finite value recorded on device, fetched at a log point."""
+    bad = [(int(s), k) for k, s in jax.device_get(nonfinite).items() if int(s) >= 0]
+    if not bad:
+        return None
+    step, key = min(bad)
+    return key, step

@@ -1,0 +1,88 @@
+"""Built-in task trainers. Each writes its loss once on model outputs; both backends share it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import jax.numpy as jnp
+import optax
+from compoconf import register
+
+from jax_trainer.logger.enums import LogMetricMode
+from jax_trainer.trainer.config import TrainerConfig
+from jax_trainer.trainer.trainer_module import TrainerModule
+
+
+class OutputLossTrainer(TrainerModule):
+    """Trainer whose loss is a function of (model outputs, batch): ``output_loss`` serves linen and nnx."""
+
+    def output_loss(self, outputs, batch):
+        raise NotImplementedError
+
+    def loss_function(self, model, batch, train: bool = True):
+        return self.output_loss(self.model_apply(model, self.batch_to_input(batch), train), batch)
+
+    def loss_function_linen(self, params, state, batch, rng, train: bool = True):
+        outputs, mutables = self.model_linen_apply(params, state, self.batch_to_input(batch), rng, train)
+        loss, metrics = self.output_loss(outputs, batch)
+        return loss, (mutables, metrics)
+
+
+@dataclass
+class ImgClassifierTrainerConfig(TrainerConfig):
+    num_classes: int = 10
+    log_predictions: bool = False
+
+
+@register
+class ImgClassifierTrainer(OutputLossTrainer):
+    """Cross-entropy on integer labels; accuracy; predictions and labels (CONCAT) for a confusion matrix."""
+
+    config: ImgClassifierTrainerConfig
+
+    def output_loss(self, logits, batch):
+        labels = batch.target
+        loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+        preds = logits.argmax(axis=-1)
+        metrics = {"acc": (preds == labels).mean()}
+        if self.config.log_predictions:
+            metrics["preds"] = {"value": preds, "mode": LogMetricMode.CONCAT}
+            metrics["labels"] = {"value": labels, "mode": LogMetricMode.CONCAT}
+        return loss, metrics
+
+
+@dataclass
+class RegressionTrainerConfig(TrainerConfig):
+    mape_epsilon: float = 1e-8
+
+
+@register
+class RegressionTrainer(OutputLossTrainer):
+    """MSE loss; MSE, MAE, MAPE (%) and R2. R2 is finished on the host from exactly accumulated means."""
+
+    config: RegressionTrainerConfig
+
+    def output_loss(self, preds, batch):
+        target = batch.target.astype(jnp.float32)
+        preds = preds.reshape(target.shape)
+        err = preds - target
+        mse = jnp.mean(err**2)
+        metrics = {
+            "mse": mse,
+            "mae": jnp.mean(jnp.abs(err)),
+            "mape": 100.0 * jnp.mean(jnp.abs(err) / jnp.maximum(jnp.abs(target), self.config.mape_epsilon)),
+            "_target_mean": jnp.mean(target),
+            "_target_sq_mean": jnp.mean(target**2),
+        }
+        return mse, metrics
+
+    def derive_metrics(self, metrics: dict[str, float]) -> dict[str, float]:
+        out = {}
+        for key, value in metrics.items():
+            prefix, _, name = key.rpartition("/")
+            if name == "_target_mean":
+                variance = metrics[f"{prefix}/_target_sq_mean"] - value**2
+                out[f"{prefix}/r2"] = 1.0 - metrics[f"{prefix}/mse"] / max(variance, 1e-12)
+            elif not name.startswith("_"):
+                out[key] = value
+        return out

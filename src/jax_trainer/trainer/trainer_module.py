@@ -1,0 +1,338 @@
+"""TrainerModule: the backend-free training loop.
+
+It reads top to bottom as training does: set up optimizer and compiled steps, then for each epoch
+train, validate every ``check_val_every_n_epoch`` epochs, and finally test. Everything that touches
+flax.linen or flax.nnx goes through ``self.backend`` (picked by ``model_mode`` from the registry).
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import time
+from typing import Any, Iterable
+
+import jax
+import numpy as np
+import optax
+
+from jax_trainer.backends import get_backend
+from jax_trainer.callbacks.base import CallbackInterface
+from jax_trainer.logger.enums import LogMetricMode, LogMode
+from jax_trainer.logger.logger import Logger
+from jax_trainer.logger.progress import ProgressBar
+from jax_trainer.optimizer import build_optimizer, current_learning_rate
+from jax_trainer.trainer import steps as S
+from jax_trainer.trainer.config import TrainerConfig, TrainerInterface
+from jax_trainer.trainer.devices import DataParallel
+from jax_trainer.trainer.prefetch import prefetch_to_device
+
+LOGGER = logging.getLogger("jax_trainer")
+PHASES = {"train": LogMode.TRAIN, "val": LogMode.VAL, "test": LogMode.TEST}
+HOOK_NAMES = {"val": "validation", "test": "test"}
+
+
+class TrainerModule(TrainerInterface):
+    """Lightning-like trainer. Subclasses provide ``loss_function`` (nnx) and/or ``loss_function_linen``."""
+
+    config: TrainerConfig
+
+    def __init__(self, config: TrainerConfig, model_config, optimizer_config, exmp_input, mesh=None, full_config=None):
+        self.config = config
+        self.model_config = model_config
+        self.optimizer_config = optimizer_config
+        self.full_config = full_config
+        self.exmp_input = exmp_input
+        self.data_parallel = DataParallel(mesh)
+        self.backend = get_backend(config.model_mode)(self)
+        self._model_state = self.backend.init_model(model_config, self.batch_to_input(exmp_input), config.seed)
+        self.state = None
+        self.global_step, self.current_epoch, self.should_stop = 0, 0, False
+        self.logger = Logger(config.logger)
+        self.log_dir = self.logger.log_dir
+        self.callbacks = [
+            cb_config.instantiate(CallbackInterface, trainer=self) for cb_config in config.callbacks.values()
+        ]
+        self._compiled: dict[str, Any] = {}
+
+    # ----------------------------------------------------------------- user hooks
+    def batch_to_input(self, batch):
+        """Model input of a batch; used for init and inference."""
+        return batch.input if hasattr(batch, "input") else batch
+
+    def model_apply(self, model, inputs, train: bool = True):
+        """nnx: the backend already set train/eval mode on ``model``."""
+        return model(inputs)
+
+    def model_linen_apply(self, params, state, inputs, rng, train: bool = True):
+        """linen: apply with mutable collections (``batch_stats``) and a dropout rng → (output, mutable_variables)."""
+        variables = {"params": params, **state.mutable_variables}
+        mutable = list(state.mutable_variables) if train and state.mutable_variables else False
+        out = state.apply_fn(variables, inputs, train=train, rngs={"dropout": rng}, mutable=mutable)
+        return out if mutable else (out, {})
+
+    def loss_function(self, model, batch, train: bool = True):
+        raise NotImplementedError(f"{type(self).__name__} defines no loss_function for model_mode 'nnx'.")
+
+    def loss_function_linen(self, params, state, batch, rng, train: bool = True):
+        raise NotImplementedError(f"{type(self).__name__} defines no loss_function_linen for model_mode 'linen'.")
+
+    def derive_metrics(self, metrics: dict[str, float]) -> dict[str, float]:
+        """Host-side hook on fetched metrics, e.g. to finish a ratio from exactly accumulated parts."""
+        return metrics
+
+    # ----------------------------------------------------------------- state
+    @property
+    def model_state(self):
+        return self.backend.model_state(self.state) if self.state is not None else self._model_state
+
+    def init_optimizer(self, num_epochs: int, steps_per_epoch: int | None) -> None:
+        """Build the optax chain (schedule length from epochs × steps) and the train state."""
+        total = self.config.max_steps or (num_epochs * steps_per_epoch if steps_per_epoch else None)
+        if total is not None:
+            total = max(1, total // self.config.accumulate_grad_batches)
+        bundle = build_optimizer(self.optimizer_config, total)
+        tx = bundle.tx
+        if self.config.accumulate_grad_batches > 1:
+            tx = optax.MultiSteps(tx, every_k_schedule=self.config.accumulate_grad_batches)
+        self.lr_schedule = bundle.learning_rate_fn
+        self.state = self.data_parallel.replicate(self.backend.init_train_state(self._model_state, tx))
+
+    def bind_model(self):
+        """A callable ``inputs -> outputs`` in eval mode."""
+        return self.backend.bind(self.model_state)
+
+    # ----------------------------------------------------------------- the loop
+    def train_model(self, train_loader, val_loader=None, test_loader=None, num_epochs=None, ckpt_path=None):
+        num_epochs = num_epochs or self.config.train_epochs
+        self.init_optimizer(num_epochs, _len_or_none(train_loader))
+        start_epoch = self.restore_checkpoint(ckpt_path) if ckpt_path is not None else 1
+        all_metrics: dict = {}
+        status = "failed"
+        try:
+            self.logger.log_hparams(self.full_config or {})
+            self._run_callbacks("on_training_start")
+            for epoch_idx in range(start_epoch, num_epochs + 1):
+                self.current_epoch = epoch_idx
+                self.train_epoch(train_loader, epoch_idx)
+                if val_loader is not None and epoch_idx % self.config.check_val_every_n_epoch == 0:
+                    all_metrics[epoch_idx] = self.eval_model(val_loader, "val", epoch_idx)
+                if self.should_stop or self._max_steps_reached():
+                    break
+            if test_loader is not None:
+                all_metrics["test"] = self.test_model(test_loader, self.current_epoch)
+            self._run_callbacks("on_training_end")
+            status = "success"
+        except KeyboardInterrupt:
+            status = "interrupted"
+            raise
+        finally:
+            self._finalize(status)
+        return all_metrics
+
+    def train_epoch(self, loader, epoch_idx: int) -> dict[str, Any]:
+        self._run_callbacks("on_training_epoch_start", epoch_idx)
+        groups = self._device_groups(self._epoch_batches(loader, epoch_idx))
+        first = next(groups, None)
+        if first is None:
+            raise ValueError(f"The train loader yielded no batches in epoch {epoch_idx}.")
+        self._build_train_steps(first)
+        acc = self._train_acc.init(self.global_step)
+        bar = ProgressBar(_len_or_none(loader), f"Epoch {epoch_idx}", self.config.enable_progress_bar)
+        step_callbacks = [cb for cb in self.callbacks if cb.wants_step_end]
+        log_every, concats = self.config.logger.log_steps_every, []
+        window = _Window(self.global_step, time.perf_counter())
+        epoch_start = window.start_time
+        for n_steps, batch in itertools.chain([first], groups):
+            step_fn = self._compiled["train_multi"] if n_steps > 1 else self._compiled["train"]
+            (self.state, acc), concat = step_fn((self.state, acc), batch)
+            if concat:
+                concats.append((n_steps, concat))
+            self.global_step += n_steps
+            if self.global_step // log_every > (self.global_step - n_steps) // log_every:
+                acc = self._log_window(acc, window, epoch_idx, bar)
+            for callback in step_callbacks:
+                callback.on_train_step_end(self.global_step, epoch_idx)
+            bar.update(n_steps)
+            if self._max_steps_reached():
+                break
+        bar.close()
+        metrics = self._fetch_epoch(self._train_acc, acc, "train", epoch_idx, concats)
+        metrics["train/epoch_time"] = time.perf_counter() - epoch_start
+        self._write_epoch_metrics(metrics, "train", epoch_idx)
+        self._run_callbacks("on_training_epoch_end", metrics, epoch_idx)
+        return metrics
+
+    def eval_model(self, loader, mode: str, epoch_idx: int) -> dict[str, float]:
+        """Evaluate on ``loader``; ``mode`` is ``"val"`` or ``"test"``. Returns the scalar metrics."""
+        hook = HOOK_NAMES[mode]
+        self._run_callbacks(f"on_{hook}_epoch_start", epoch_idx)
+        acc, concats, model_state = None, [], self.model_state
+        for _, batch in self._device_groups(iter(loader), dispatch=1):
+            if acc is None:
+                self._build_eval_step(batch)
+                acc = self._eval_acc.init(0)
+            acc, concat = self._compiled["eval"](model_state, acc, batch)
+            if concat:
+                concats.append((1, concat))
+        if acc is None:
+            raise ValueError(f"The {mode} loader yielded no batches.")
+        metrics = self._fetch_epoch(self._eval_acc, acc, mode, epoch_idx, concats)
+        self._write_epoch_metrics(metrics, mode, epoch_idx)
+        self._run_callbacks(f"on_{hook}_epoch_end", metrics, epoch_idx)
+        return {k: v for k, v in metrics.items() if isinstance(v, float)}
+
+    def test_model(self, test_loader, epoch_idx: int = 0) -> dict[str, float]:
+        return self.eval_model(test_loader, "test", epoch_idx)
+
+    # ----------------------------------------------------------------- checkpoints (see trainer/checkpointing.py)
+    def restore_checkpoint(self, ckpt_path) -> int:
+        """Restore the run state from ``ckpt_path`` ("last" or a path); returns the epoch to continue with."""
+        from jax_trainer.trainer.checkpointing import restore_run_state
+
+        return restore_run_state(self, ckpt_path)
+
+    # ----------------------------------------------------------------- helpers
+    def _build_train_steps(self, first_group) -> None:
+        if "train" in self._compiled:
+            return
+        n_steps, batch = first_group
+        one = jax.tree.map(lambda x: x[0], batch) if n_steps > 1 else batch
+        self._train_batch_size = S.batch_size(one)
+        lr = current_learning_rate if self.lr_schedule is not None else None
+        values = lambda state, b: S.train_values(self.backend, state, b, lr, self.config.log_grad_norm)  # noqa: E731
+        specs = S.discover_specs(values, self.state, one)
+        self._train_acc = S.Accumulators(specs, windowed=True, track_nonfinite=self.config.detect_nans)
+        step = S.make_train_step(self.backend, self._train_acc, lr, self.config.log_grad_norm)
+        self._compiled["train"] = self._jit(step, donate_argnums=(0,))
+        self._compiled["train_multi"] = self._jit(S.scan_steps(step), donate_argnums=(0,))
+        self._compiled["window_results"] = self._jit(self._train_acc.window_results)
+        self._compiled["init_window"] = self._jit(self._train_acc.init_window)
+
+    def _build_eval_step(self, batch) -> None:
+        if "eval" in self._compiled:
+            return
+        specs = S.discover_specs(lambda st, b: S.eval_values(self.backend, st, b), self.model_state, batch)
+        self._eval_acc = S.Accumulators(specs, windowed=False, track_nonfinite=self.config.detect_nans)
+        self._compiled["eval"] = self._jit(S.make_eval_step(self.backend, self._eval_acc), donate_argnums=(1,))
+
+    def _jit(self, fn, **kwargs):
+        return fn if self.config.debug else jax.jit(fn, **kwargs)
+
+    def _epoch_batches(self, loader, epoch_idx: int, start: int = 0) -> Iterable:
+        if hasattr(loader, "set_epoch"):
+            loader.set_epoch(epoch_idx)
+        if start and hasattr(loader, "iter_from"):
+            return loader.iter_from(start)
+        return itertools.islice(iter(loader), start, None)
+
+    def _device_groups(self, batches: Iterable, dispatch: int | None = None):
+        """(n_steps, device batch) pairs: K stacked batches per dispatch, singles for the remainder."""
+        k = dispatch or self.config.steps_per_dispatch
+        groups = _group_batches(batches, k) if k > 1 else ((1, b) for b in batches)
+        return prefetch_to_device(groups, size=2, put=self.data_parallel.put_batch)
+
+    def _log_window(self, acc: dict, window: "_Window", epoch_idx: int, bar: ProgressBar) -> dict:
+        results = jax.device_get(self._compiled["window_results"](acc["window"]))
+        acc = {**acc, "window": self._compiled["init_window"]()}
+        self._check_nonfinite(acc, epoch_idx)
+        scalars = self.derive_metrics({k: float(v) for k, v in results.items()})
+        now = time.perf_counter()
+        n_steps = max(1, self.global_step - window.start_step)
+        scalars["train/step_time"] = (now - window.start_time) / n_steps
+        scalars["train/samples_per_sec"] = n_steps * self._train_batch_size / (now - window.start_time)
+        window.start_step, window.start_time = self.global_step, now
+        self.logger.log_scalars(scalars, self.global_step)
+        bar.set_postfix(loss=scalars.get("train/loss"))
+        return acc
+
+    def _fetch_epoch(self, accumulators, acc, mode: str, epoch_idx: int, concats: list) -> dict:
+        """Fetch an epoch's metrics once: scalars under ``<mode>/``, CONCAT values as numpy arrays."""
+        if self.config.detect_nans:
+            self._check_nonfinite(acc, epoch_idx)
+        results = jax.device_get(accumulators.epoch_results(acc))
+        phase = PHASES[mode]
+        metrics: dict[str, Any] = {}
+        for key, value in results.items():
+            if accumulators.specs[key].log_mode.includes(phase):
+                metrics[_rename(key, mode)] = float(value)
+        metrics = self.derive_metrics(metrics)
+        host_concats = jax.device_get(concats)
+        for key in {k for _, c in host_concats for k in c}:
+            if accumulators.specs[key].log_mode.includes(phase):
+                parts = [_unstack(np.asarray(c[key]), n) for n, c in host_concats]
+                metrics[_rename(key, mode)] = np.concatenate(parts)
+        return metrics
+
+    def _write_epoch_metrics(self, metrics: dict, mode: str, epoch_idx: int) -> None:
+        scalars = {k: v for k, v in metrics.items() if isinstance(v, float)}
+        if mode == "train":
+            scalars = {f"{k}_epoch" if k.startswith("train/") else k: v for k, v in scalars.items()}
+        self.logger.log_epoch_metrics(scalars, epoch_idx, mode, self.global_step)
+
+    def _check_nonfinite(self, acc: dict, epoch_idx: int) -> None:
+        if "nonfinite" not in acc:
+            return
+        found = S.first_nonfinite(acc["nonfinite"])
+        if found is not None:
+            key, step = found
+            self.logger.flush()
+            raise FloatingPointError(
+                f"detect_nans: metric '{key}' became non-finite at step {step + 1} (epoch {epoch_idx})."
+            )
+
+    def _max_steps_reached(self) -> bool:
+        return self.config.max_steps is not None and self.global_step >= self.config.max_steps
+
+    def _run_callbacks(self, hook: str, *args) -> None:
+        for callback in self.callbacks:
+            getattr(callback, hook)(*args)
+
+    def _finalize(self, status: str) -> None:
+        errors = []
+        for callback in self.callbacks:
+            try:
+                callback.finalize(status)
+            except Exception as err:  # a failing finalizer must not hide the others or the log flush
+                errors.append(err)
+        self.logger.finalize(status)
+        if errors and status == "success":
+            raise errors[0]
+
+
+class _Window:
+    """Start of the current step-log window (for step time and throughput)."""
+
+    def __init__(self, start_step: int, start_time: float):
+        self.start_step, self.start_time = start_step, start_time
+
+
+def _rename(key: str, mode: str) -> str:
+    prefix, _, name = key.partition("/")
+    return f"{mode}/{name}" if prefix in (S.EVAL_PREFIX, "train") else key
+
+
+def _len_or_none(loader) -> int | None:
+    try:
+        return len(loader)
+    except TypeError:
+        return None
+
+
+def _unstack(values: np.ndarray, n_steps: int) -> np.ndarray:
+    """CONCAT values of a scanned dispatch carry a leading steps axis: fold it into the batch axis."""
+    if n_steps == 1:
+        return values.reshape(-1, *values.shape[1:]) if values.ndim else values.reshape(1)
+    return values.reshape(-1, *values.shape[2:])
+
+
+def _group_batches(batches: Iterable, k: int):
+    """Stack runs of ``k`` same-shaped host batches for one scanned dispatch; the rest go one by one."""
+    buffer: list = []
+    for batch in batches:
+        buffer.append(batch)
+        if len(buffer) == k:
+            yield k, jax.tree.map(lambda *xs: np.stack(xs), *buffer)
+            buffer = []
+    for batch in buffer:
+        yield 1, batch

@@ -1,0 +1,78 @@
+"""Backend-neutral configs of the zoo models (no flax import: the core config parses these)."""
+
+from dataclasses import dataclass, field
+
+from compoconf import ConfigInterface
+
+from jax_trainer.zoo.common import ACTIVATIONS
+
+
+def _hash_by_repr(self) -> int:
+    """Configs live on linen modules and in nnx graphdefs, which jax hashes as static data;
+    list fields make the dataclass default unhashable, so hash the (deterministic) repr."""
+    return hash(repr(self))
+
+
+def _check_common(hidden_or_channels: list[int], dropout: float, what: str) -> None:
+    if any(int(d) <= 0 for d in hidden_or_channels):
+        raise ValueError(f"{what}: must all be positive, got {hidden_or_channels}")
+    if not 0.0 <= dropout < 1.0:
+        raise ValueError(f"dropout: must be in [0, 1), got {dropout}")
+
+
+def _check_activation(activation: str) -> None:
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"activation: unknown {activation!r}; expected one of {sorted(ACTIVATIONS)}")
+
+
+@dataclass
+class MLPClassifierConfig(ConfigInterface):
+    """Flatten, hidden Dense layers ``l1..lN`` (activation, dropout), Dense ``head`` to logits."""
+
+    hidden_dims: list[int] = field(default_factory=lambda: [256, 256])
+    num_classes: int = 10
+    dropout: float = 0.0
+    activation: str = "relu"
+
+    __hash__ = _hash_by_repr
+
+    def __post_init__(self):
+        _check_common(self.hidden_dims, self.dropout, "hidden_dims")
+        _check_activation(self.activation)
+        if self.num_classes <= 0:
+            raise ValueError(f"num_classes: must be positive, got {self.num_classes}")
+
+
+@dataclass
+class MLPRegressorConfig(ConfigInterface):
+    """Same body as the classifier with a linear ``head``; output is (B,) when output_dim == 1."""
+
+    hidden_dims: list[int] = field(default_factory=lambda: [256, 256])
+    output_dim: int = 1
+    dropout: float = 0.0
+    activation: str = "relu"
+
+    __hash__ = _hash_by_repr
+
+    def __post_init__(self):
+        _check_common(self.hidden_dims, self.dropout, "hidden_dims")
+        _check_activation(self.activation)
+        if self.output_dim <= 0:
+            raise ValueError(f"output_dim: must be positive, got {self.output_dim}")
+
+
+@dataclass
+class CNNClassifierConfig(ConfigInterface):
+    """Blocks ``conv{i}`` 3x3 SAME -> ``bn{i}`` -> relu -> 2x2 avg pool, global mean, dropout, ``head``."""
+
+    channels: list[int] = field(default_factory=lambda: [16, 32])
+    num_classes: int = 10
+    dropout: float = 0.1
+    batch_norm: bool = True
+
+    __hash__ = _hash_by_repr
+
+    def __post_init__(self):
+        _check_common(self.channels, self.dropout, "channels")
+        if self.num_classes <= 0:
+            raise ValueError(f"num_classes: must be positive, got {self.num_classes}")
