@@ -68,11 +68,11 @@ class NNXBackend(Backend):
         return state[0]
 
     def state_dict(self, state: nnx.State) -> dict:
-        pure = state.to_pure_dict()
+        pure = nnx.to_pure_dict(state)
         return jax.tree.map(lambda x: jax.random.key_data(x) if _is_key(x) else x, pure)
 
     def load_state_dict(self, state: nnx.State, tree: dict) -> nnx.State:
-        template = state.to_pure_dict()
+        template = nnx.to_pure_dict(state)
         values = jax.tree.map(lambda t, v: jax.random.wrap_key_data(v) if _is_key(t) else v, template, tree)
         new_state = jax.tree.map(lambda x: x, state)
         nnx.replace_by_pure_dict(new_state, values)

@@ -59,7 +59,7 @@ class ArrayDataset(InMemoryDataset):
         def pair(split: str) -> SupervisedBatch | None:
             x, y = arrays.get(f"x_{split}"), arrays.get(f"y_{split}")
             if (x is None) != (y is None):
-                raise KeyError(f"{source}: x_{split} and y_{split} must be given together; expected {_EXPECTED}")
+                raise KeyError(f"{source}: x_{split} and y_{split} must come together; expected {_EXPECTED}")
             if x is not None and len(x) != len(y):
                 raise ValueError(f"{source}: x_{split} has {len(x)} rows but y_{split} has {len(y)}")
             return None if x is None else SupervisedBatch(np.asarray(x), np.asarray(y))

@@ -58,5 +58,6 @@ class CIFAR10Dataset(InMemoryDataset):
         return SupervisedBatch(images, np.concatenate([p[1] for p in parts]).astype(np.int32))
 
     def load_splits(self):
-        train, (val,) = random_split(self._load(self.train_paths), {"val_size": self.config.val_size}, self.config.split_seed)
+        cfg = self.config
+        train, (val,) = random_split(self._load(self.train_paths), {"val_size": cfg.val_size}, cfg.split_seed)
         return train, val, self._load([self.test_path])

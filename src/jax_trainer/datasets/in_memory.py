@@ -101,7 +101,9 @@ class InMemoryDataset(DatasetInterface):
         bs = self.config.global_batch_size
 
         def eval_loader(arrays):
-            return None if arrays is None else NumpyLoader(arrays, bs, shuffle=False, drop_last=False, **shard)
+            if arrays is None:
+                return None
+            return NumpyLoader(arrays, bs, shuffle=False, drop_last=False, **shard)
 
         return DatasetSplits(
             train=NumpyLoader(train, bs, shuffle=True, drop_last=True, seed=self.config.seed, **shard),

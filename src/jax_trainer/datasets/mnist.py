@@ -34,7 +34,7 @@ def read_idx(path: Path) -> np.ndarray:
     shape = tuple(int(d) for d in np.frombuffer(raw, ">i4", count=ndim, offset=4))
     expected = header + int(np.prod(shape)) * dtype.itemsize
     if len(raw) != expected:
-        raise ValueError(f"{path}: header says shape {shape} ({expected} bytes) but the file has {len(raw)} bytes")
+        raise ValueError(f"{path}: header says shape {shape} ({expected} bytes), file has {len(raw)} bytes")
     return np.frombuffer(raw, dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="))
 
 
@@ -58,22 +58,22 @@ class MNISTDataset(InMemoryDataset):
         root = Path(config.data_dir)
         dirs = [root, root / "MNIST" / "raw"]
         self.paths = {
-            key: find_file(dirs, [name, name + ".gz"], f"MNIST IDX file {name}[.gz]") for key, name in _FILES.items()
+            key: find_file(dirs, [name, name + ".gz"], f"MNIST IDX file {name}[.gz]")
+            for key, name in _FILES.items()
         }
 
     def _split(self, images_key: str, labels_key: str) -> SupervisedBatch:
-        images = read_idx(self.paths[images_key]).astype(np.float32) / 255.0
-        labels = read_idx(self.paths[labels_key]).astype(np.int32)
+        images_path, labels_path = self.paths[images_key], self.paths[labels_key]
+        images = read_idx(images_path).astype(np.float32) / 255.0
+        labels = read_idx(labels_path).astype(np.int32)
         if len(images) != len(labels):
-            raise ValueError(
-                f"{self.paths[images_key]} has {len(images)} images but {self.paths[labels_key]} has {len(labels)} labels"
-            )
+            raise ValueError(f"{images_path} has {len(images)} images, {labels_path} has {len(labels)} labels")
         if self.config.normalize:
             images = (images - MNIST_MEAN) / MNIST_STD
         return SupervisedBatch(images, labels)
 
     def load_splits(self):
-        train, (val,) = random_split(
-            self._split("train_images", "train_labels"), {"val_size": self.config.val_size}, self.config.split_seed
-        )
+        cfg = self.config
+        train_data = self._split("train_images", "train_labels")
+        train, (val,) = random_split(train_data, {"val_size": cfg.val_size}, cfg.split_seed)
         return train, val, self._split("test_images", "test_labels")

@@ -11,67 +11,65 @@ from jax_trainer.datasets.in_memory import InMemoryDataset, random_split
 from jax_trainer.datasets.interfaces import DatasetConfig
 
 
-def _check_test_size(test_size: int | float) -> None:
-    if isinstance(test_size, bool) or test_size < 0 or (isinstance(test_size, float) and test_size >= 1):
-        raise ValueError(f"test_size: must be a fraction in [0, 1) or a count >= 0, got {test_size}")
-
-
 @dataclass
-class DigitsConfig(DatasetConfig):
-    """``test_size`` and ``val_size`` are both taken from the 1797 examples (fractions of all)."""
+class _HoldoutConfig(DatasetConfig):
+    """These datasets ship without a test split: ``test_size`` and ``val_size`` are both taken
+    from all examples (fractions of the whole, or counts)."""
 
     test_size: int | float = 0.2
 
     def __post_init__(self):
         super().__post_init__()
-        _check_test_size(self.test_size)
+        size = self.test_size
+        if isinstance(size, bool) or size < 0 or (isinstance(size, float) and size >= 1):
+            raise ValueError(f"test_size: must be a fraction in [0, 1) or a count >= 0, got {size}")
+
+
+class _HoldoutDataset(InMemoryDataset):
+    ignored_fields = ("data_dir",)
+
+    def _three_way(self, data: SupervisedBatch):
+        cfg = self.config
+        sizes = {"test_size": cfg.test_size, "val_size": cfg.val_size}
+        train, (test, val) = random_split(data, sizes, cfg.split_seed)
+        return train, val, test
+
+
+@dataclass
+class DigitsConfig(_HoldoutConfig):
+    """Config of ``DigitsDataset`` (1797 examples)."""
 
 
 @register
-class DigitsDataset(InMemoryDataset):
+class DigitsDataset(_HoldoutDataset):
     """8x8 handwritten digits: inputs (N, 8, 8) float32, in [0, 1] when ``normalize`` (else the raw
     0..16 intensities); targets int32 in 0..9."""
 
     config: DigitsConfig
-    ignored_fields = ("data_dir",)
 
     def load_splits(self):
         digits = load_digits()
         images = digits.images.astype(np.float32)
         if self.config.normalize:
             images = images / 16.0
-        data = SupervisedBatch(images, digits.target.astype(np.int32))
-        train, (test, val) = random_split(
-            data, {"test_size": self.config.test_size, "val_size": self.config.val_size}, self.config.split_seed
-        )
-        return train, val, test
+        return self._three_way(SupervisedBatch(images, digits.target.astype(np.int32)))
 
 
 @dataclass
-class DiabetesConfig(DatasetConfig):
-    """``test_size`` and ``val_size`` are both taken from the 442 examples (fractions of all)."""
-
-    test_size: int | float = 0.2
-
-    def __post_init__(self):
-        super().__post_init__()
-        _check_test_size(self.test_size)
+class DiabetesConfig(_HoldoutConfig):
+    """Config of ``DiabetesDataset`` (442 examples)."""
 
 
 @register
-class DiabetesDataset(InMemoryDataset):
+class DiabetesDataset(_HoldoutDataset):
     """Diabetes regression: inputs (N, 10) float32, targets (N,) float32. With ``normalize``, features
     and target are standardised with training-split statistics (no leakage from val/test)."""
 
     config: DiabetesConfig
-    ignored_fields = ("data_dir",)
 
     def load_splits(self):
         x, y = load_diabetes(return_X_y=True, scaled=False)
-        data = SupervisedBatch(x.astype(np.float32), y.astype(np.float32))
-        train, (test, val) = random_split(
-            data, {"test_size": self.config.test_size, "val_size": self.config.val_size}, self.config.split_seed
-        )
+        train, val, test = self._three_way(SupervisedBatch(x.astype(np.float32), y.astype(np.float32)))
         if not self.config.normalize:
             return train, val, test
         x_mean, x_std = train.input.mean(0), train.input.std(0)

@@ -127,7 +127,10 @@ def parse_metric(name: str, metric: Any) -> tuple[Array, Array | None, MetricSpe
         value, count = metric["value"], metric.get("count")
     else:
         spec, value, count = MetricSpec(), metric, None
-    value = jnp.asarray(value)
+    try:
+        value = jnp.asarray(value)
+    except (TypeError, ValueError) as err:
+        raise TypeError(f"Metric '{name}' must be a number or an array, got {type(value).__name__}.") from err
     if spec.mode != LogMetricMode.CONCAT and value.size != 1:
         raise ValueError(
             f"Metric '{name}' must be a scalar for mode {spec.mode.name}, got shape {value.shape}. "
@@ -138,6 +141,14 @@ def parse_metric(name: str, metric: Any) -> tuple[Array, Array | None, MetricSpe
     return value, count, spec
 
 
+def active_in(spec: MetricSpec, phase: LogMode) -> bool:
+    """Whether a metric is computed in ``phase``; phase EVAL (one step shared by val and test) keeps a metric
+    active in either, and the host later keeps per phase only what that phase logs."""
+    if phase == LogMode.EVAL:
+        return spec.log_mode.includes(LogMode.VAL) or spec.log_mode.includes(LogMode.TEST)
+    return spec.log_mode.includes(phase)
+
+
 def split_metrics(metrics: Mapping[str, Any], prefix: str, phase: LogMode) -> tuple[dict, dict, dict[str, MetricSpec]]:
     """Metrics of one step → (values, counts, specs), keyed ``<prefix>/<name>``, keeping those active in ``phase``."""
     if not isinstance(metrics, Mapping):
@@ -145,7 +156,7 @@ def split_metrics(metrics: Mapping[str, Any], prefix: str, phase: LogMode) -> tu
     values, counts, specs = {}, {}, {}
     for name, metric in metrics.items():
         value, count, spec = parse_metric(name, metric)
-        if not spec.log_mode.includes(phase):
+        if not active_in(spec, phase):
             continue
         key = name if "/" in name else f"{prefix}/{name}"
         values[key], specs[key] = value, spec

@@ -12,6 +12,7 @@ import logging
 import time
 from typing import Any, Iterable
 
+import compoconf
 import jax
 import numpy as np
 import optax
@@ -110,7 +111,7 @@ class TrainerModule(TrainerInterface):
         all_metrics: dict = {}
         status = "failed"
         try:
-            self.logger.log_hparams(self.full_config or {})
+            self.logger.log_hparams(self.full_config or self._config_dict())
             self._run_callbacks("on_training_start")
             for epoch_idx in range(start_epoch, num_epochs + 1):
                 self.current_epoch = epoch_idx
@@ -168,6 +169,7 @@ class TrainerModule(TrainerInterface):
         hook = HOOK_NAMES[mode]
         self._run_callbacks(f"on_{hook}_epoch_start", epoch_idx)
         acc, concats, model_state = None, [], self.model_state
+        bar = ProgressBar(_len_or_none(loader), f"{mode.capitalize()} {epoch_idx}", self.config.enable_progress_bar)
         for _, batch in self._device_groups(iter(loader), dispatch=1):
             if acc is None:
                 self._build_eval_step(batch)
@@ -175,6 +177,8 @@ class TrainerModule(TrainerInterface):
             acc, concat = self._compiled["eval"](model_state, acc, batch)
             if concat:
                 concats.append((1, concat))
+            bar.update(1)
+        bar.close()
         if acc is None:
             raise ValueError(f"The {mode} loader yielded no batches.")
         metrics = self._fetch_epoch(self._eval_acc, acc, mode, epoch_idx, concats)
@@ -215,6 +219,11 @@ class TrainerModule(TrainerInterface):
         specs = S.discover_specs(lambda st, b: S.eval_values(self.backend, st, b), self.model_state, batch)
         self._eval_acc = S.Accumulators(specs, windowed=False, track_nonfinite=self.config.detect_nans)
         self._compiled["eval"] = self._jit(S.make_eval_step(self.backend, self._eval_acc), donate_argnums=(1,))
+
+    def _config_dict(self) -> dict:
+        """The resolved configs as plain dicts, for a trainer built in Python rather than from a config file."""
+        configs = {"trainer": self.config, "model": self.model_config, "optimizer": self.optimizer_config}
+        return {name: compoconf.dump_config(cfg) for name, cfg in configs.items() if cfg is not None}
 
     def _jit(self, fn, **kwargs):
         return fn if self.config.debug else jax.jit(fn, **kwargs)
@@ -265,10 +274,14 @@ class TrainerModule(TrainerInterface):
         return metrics
 
     def _write_epoch_metrics(self, metrics: dict, mode: str, epoch_idx: int) -> None:
+        """Epoch scalars to the tools, the JSON file and train.log. Train epoch values are written as
+        ``<key>_epoch`` (``train/loss_epoch``) so they never share a tag with the step series at the same
+        step; ``train/epoch_time`` only exists per epoch and keeps its name. Callbacks get the plain keys."""
         scalars = {k: v for k, v in metrics.items() if isinstance(v, float)}
         if mode == "train":
-            scalars = {f"{k}_epoch" if k.startswith("train/") else k: v for k, v in scalars.items()}
+            scalars = {k if k == "train/epoch_time" else f"{k}_epoch": v for k, v in scalars.items()}
         self.logger.log_epoch_metrics(scalars, epoch_idx, mode, self.global_step)
+        LOGGER.info("Epoch %d %s: %s", epoch_idx, mode, ", ".join(f"{k}={v:.5g}" for k, v in sorted(scalars.items())))
 
     def _check_nonfinite(self, acc: dict, epoch_idx: int) -> None:
         if "nonfinite" not in acc:

@@ -22,7 +22,9 @@ class CNNClassifier(nn.Module, BaseModelLinen):
         if x.ndim == 3:
             x = x[..., None]
         for i, ch in enumerate(cfg.channels, start=1):
-            x = nn.Conv(ch, (3, 3), padding="SAME", kernel_init=KERNEL_INIT, bias_init=BIAS_INIT, name=f"conv{i}")(x)
+            x = nn.Conv(
+                ch, (3, 3), padding="SAME", kernel_init=KERNEL_INIT, bias_init=BIAS_INIT, name=f"conv{i}"
+            )(x)
             if cfg.batch_norm:
                 x = nn.BatchNorm(
                     use_running_average=not train, momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=f"bn{i}"

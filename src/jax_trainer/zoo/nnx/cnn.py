@@ -18,7 +18,9 @@ class CNNClassifier(nnx.Module, BaseModelNNX):
 
     def __init__(self, config: CNNClassifierConfig, *, rngs: nnx.Rngs, exmp_input):
         if len(exmp_input.shape) not in (3, 4):
-            raise ValueError(f"CNNClassifier expects (B, H, W) or (B, H, W, C) input, got shape {exmp_input.shape}")
+            raise ValueError(
+                f"CNNClassifier expects (B, H, W) or (B, H, W, C) input, got shape {exmp_input.shape}"
+            )
         self.config = config
         features = exmp_input.shape[3] if len(exmp_input.shape) == 4 else 1
         for i, ch in enumerate(config.channels, start=1):
@@ -27,10 +29,13 @@ class CNNClassifier(nnx.Module, BaseModelNNX):
             )
             setattr(self, f"conv{i}", conv)
             if config.batch_norm:
-                setattr(self, f"bn{i}", nnx.BatchNorm(ch, momentum=BN_MOMENTUM, epsilon=BN_EPSILON, rngs=rngs))
+                bn = nnx.BatchNorm(ch, momentum=BN_MOMENTUM, epsilon=BN_EPSILON, rngs=rngs)
+                setattr(self, f"bn{i}", bn)
             features = ch
         self.dropout = nnx.Dropout(config.dropout, rngs=rngs)
-        self.head = nnx.Linear(features, config.num_classes, kernel_init=KERNEL_INIT, bias_init=BIAS_INIT, rngs=rngs)
+        self.head = nnx.Linear(
+            features, config.num_classes, kernel_init=KERNEL_INIT, bias_init=BIAS_INIT, rngs=rngs
+        )
 
     def __call__(self, x: jax.Array) -> jax.Array:
         if x.ndim == 3:

@@ -1,0 +1,40 @@
+"""Small builders shared by the linen and nnx test folders (tiny models, few steps)."""
+
+from __future__ import annotations
+
+from jax_trainer.datasets import DiabetesConfig, DiabetesDataset, DigitsConfig, DigitsDataset, SupervisedBatch
+from jax_trainer.logger.config import LoggerConfig
+from jax_trainer.optimizer import AdamWConfig
+from jax_trainer.trainer import ImgClassifierTrainer, ImgClassifierTrainerConfig
+from jax_trainer.zoo.configs import MLPClassifierConfig
+
+
+def digits_splits(batch_size: int = 64, **kwargs):
+    return DigitsDataset(DigitsConfig(global_batch_size=batch_size, val_size=0.15, **kwargs)).build()
+
+
+def diabetes_splits(batch_size: int = 32):
+    return DiabetesDataset(DiabetesConfig(global_batch_size=batch_size, val_size=0.2)).build()
+
+
+def trainer_config(mode: str, log_dir, cls=ImgClassifierTrainerConfig, **kwargs):
+    kwargs.setdefault("enable_progress_bar", False)
+    logger = LoggerConfig(log_dir=str(log_dir), log_steps_every=kwargs.pop("log_steps_every", 50))
+    return cls(model_mode=mode, logger=logger, **kwargs)
+
+
+def classifier(mode: str, log_dir, model=None, optimizer=None, splits=None, trainer_cls=ImgClassifierTrainer, **kwargs):
+    splits = splits or digits_splits()
+    return trainer_cls(
+        trainer_config(mode, log_dir, **kwargs),
+        model or MLPClassifierConfig(hidden_dims=[64]),
+        optimizer or AdamWConfig(learning_rate=1e-3),
+        next(iter(splits.train)),
+    )
+
+
+def fixed_batches(n: int, batch_size: int = 32) -> list[SupervisedBatch]:
+    """The first ``n`` digits batches in a fixed order (cycled), for step-by-step comparisons."""
+    loader = digits_splits(batch_size).val
+    batches = [b for b in loader if b.size == batch_size]
+    return [batches[i % len(batches)] for i in range(n)]
