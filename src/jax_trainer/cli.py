@@ -1,56 +1,123 @@
-"""The ``jax-trainer`` command: fit, validate, test, bench, migrate."""
+"""The ``jax-trainer`` command (also ``python -m jax_trainer``).
+
+Each subcommand is one entry of ``COMMANDS``: name -> (help, add_arguments(parser), run(args) -> exit code).
+Bad input exits non-zero with a one-paragraph message; ``--debug`` shows the traceback instead.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+from typing import Callable
 
 from jax_trainer.config import ConfigError, dump_yaml, load_config
 
+# Errors that describe bad input (config, files, data) rather than a bug in jax_trainer.
+USER_ERRORS = (ConfigError, ValueError, FileNotFoundError, TypeError, ImportError, KeyError, FloatingPointError)
 
-def _parser() -> argparse.ArgumentParser:
+
+def _add_config_arguments(parser: argparse.ArgumentParser, ckpt_required: bool) -> None:
+    parser.add_argument("config", help="YAML config file")
+    parser.add_argument("overrides", nargs="*", help="dotted.key=value overrides, typed by the schema")
+    parser.add_argument(
+        "--ckpt-path", required=ckpt_required, default=None, help="'last' or a checkpoint directory to start from"
+    )
+    parser.add_argument("--print-config", action="store_true", help="print the resolved config as YAML and exit")
+
+
+def _load(args) -> object | None:
+    """The resolved config, or None after printing it for ``--print-config``."""
+    config = load_config(args.config, args.overrides)
+    if args.print_config:
+        print(dump_yaml(config), end="")
+        return None
+    return config
+
+
+def _fit(args) -> int:
+    from jax_trainer import run
+
+    config = _load(args)
+    if config is not None:
+        _print_results(run.fit(config, ckpt_path=args.ckpt_path))
+    return 0
+
+
+def _evaluate(mode: str) -> Callable[[argparse.Namespace], int]:
+    def evaluate(args) -> int:
+        from jax_trainer import run
+
+        config = _load(args)
+        if config is not None:
+            _print_results({mode: run.evaluate(config, mode, args.ckpt_path)})
+        return 0
+
+    return evaluate
+
+
+def _bench_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("config", nargs="?", help="YAML config of a classifier (default: MLP on digits)")
+    parser.add_argument("overrides", nargs="*", help="dotted.key=value overrides, typed by the schema")
+    parser.add_argument("--steps", type=int, default=2000, help="timed steps per variant (default 2000)")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds the steps are split into")
+    parser.add_argument("--json", default=None, metavar="FILE", help="also write steps/s and the machine as JSON")
+
+
+def _bench(args) -> int:
+    from jax_trainer import bench
+
+    bench.run_cli(args.config, args.overrides, args.steps, args.rounds, args.json)
+    return 0
+
+
+COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {
+    "fit": ("train from a YAML config", lambda p: _add_config_arguments(p, ckpt_required=False), _fit),
+    "validate": (
+        "evaluate a checkpoint on the validation split",
+        lambda p: _add_config_arguments(p, ckpt_required=True),
+        _evaluate("val"),
+    ),
+    "test": (
+        "evaluate a checkpoint on the test split",
+        lambda p: _add_config_arguments(p, ckpt_required=True),
+        _evaluate("test"),
+    ),
+    "bench": ("steps/s of the trainer (linen, nnx) against hand-written jax.jit loops", _bench_arguments, _bench),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="jax-trainer", description="Lightning-like training for JAX (linen and nnx).")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks")
     sub = parser.add_subparsers(dest="command", required=True)
-    for name, help_text in (
-        ("fit", "train from a YAML config"),
-        ("validate", "evaluate a checkpoint on the validation split"),
-        ("test", "evaluate a checkpoint on the test split"),
-    ):
-        cmd = sub.add_parser(name, help=help_text)
-        cmd.add_argument("config", help="YAML config file")
-        cmd.add_argument("overrides", nargs="*", help="dotted.key=value overrides, typed by the schema")
-        cmd.add_argument("--ckpt-path", default=None, help="'last' or a checkpoint directory")
-        cmd.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
-        cmd.add_argument("--debug", action="store_true", help="show full tracebacks")
+    for name, (help_text, add_arguments, _) in COMMANDS.items():
+        cmd = sub.add_parser(name, help=help_text, description=help_text)
+        add_arguments(cmd)
+        # SUPPRESS: an unset sub-command flag must not overwrite `jax-trainer --debug fit ...`.
+        cmd.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show full tracebacks")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
+    if os.getcwd() not in sys.path:  # `imports:` resolve from the current directory, as with `python -m`
+        sys.path.insert(0, os.getcwd())
     try:
-        return _dispatch(args)
-    except (ConfigError, ValueError, FileNotFoundError, TypeError, ImportError, FloatingPointError) as err:
+        return COMMANDS[args.command][2](args)
+    except USER_ERRORS as err:
         if args.debug:
             raise
-        print(f"jax-trainer {args.command}: error: {err}", file=sys.stderr)
+        message = " ".join(str(err).split()) or type(err).__name__
+        if not isinstance(err, ConfigError):
+            message = f"{type(err).__name__}: {message} (run with --debug for the traceback)"
+        print(f"jax-trainer {args.command}: error: {message}", file=sys.stderr)
         return 2
 
 
-def _dispatch(args) -> int:
-    from jax_trainer import run
-
-    config = load_config(args.config, args.overrides)
-    if args.print_config:
-        print(dump_yaml(config), end="")
-        return 0
-    if args.command == "fit":
-        results = run.fit(config, ckpt_path=args.ckpt_path)
-    else:
-        results = run.evaluate(config, "val" if args.command == "validate" else "test", args.ckpt_path)
+def _print_results(results: dict) -> None:
     print(json.dumps(_jsonable(results), indent=2))
-    return 0
 
 
 def _jsonable(results: dict) -> dict:

@@ -7,7 +7,6 @@ error is a :class:`ConfigError` naming the dotted path of the offending field (s
 from __future__ import annotations
 
 import importlib
-import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Optional
@@ -22,7 +21,6 @@ from jax_trainer.optimizer import OptimizerInterface
 from jax_trainer.trainer.config import TrainerInterface
 from jax_trainer.zoo.base import BaseModelLinen, BaseModelNNX, ModelConfig
 
-LOGGER = logging.getLogger("jax_trainer")
 BUILTIN_MODULES = ("trainer", "zoo", "optimizer", "datasets", "callbacks", "logger")
 MODEL_REGISTRIES = {"linen": BaseModelLinen, "nnx": BaseModelNNX}
 
@@ -31,8 +29,12 @@ __all__ = ["Config", "ConfigError", "apply_overrides", "dump_yaml", "load_config
 
 @dataclass
 class Config:
-    """The whole YAML file. ``num_gpus`` is accepted for configs of the original jax_trainer and unused:
-    the trainer runs data-parallel over all local devices."""
+    """The whole YAML file. ``imports`` are modules to import first so their registered classes resolve.
+
+    ``seed`` and ``num_gpus`` are the original jax_trainer's top-level fields, kept so its configs load
+    and round-trip: initialisation and dropout follow ``trainer.seed``, shuffling ``dataset.seed``, and
+    the trainer runs data-parallel over all local devices whatever ``num_gpus`` says.
+    """
 
     trainer: TrainerInterface.cfgtype
     model: ModelConfig
@@ -78,10 +80,10 @@ def apply_overrides(data: dict, overrides: Iterable[str]) -> dict:
                     raise ConfigError(f"override {override!r}: no item {part} in this list of {len(node)}", where)
                 part = int(part)
             elif not isinstance(node, dict):
-                raise ConfigError(f"override {override!r}: {'.'.join(parts[:i])} is not a mapping", where)
+                raise ConfigError(f"override {override!r}: {'.'.join(parts[:i])} is {node!r}, not a mapping", where)
             if i == len(parts) - 1:
                 node[part] = _override_value(raw)
-            elif isinstance(node, dict) and not isinstance(node.get(part), (dict, list)):
+            elif isinstance(node, dict) and node.get(part) is None:
                 node[part] = {}
             node = node[part]
     return data
@@ -136,7 +138,7 @@ def parse(data: dict) -> Config:
     """Strictly parse a config mapping: check it field by field, then let compoconf build it."""
     register_builtins()
     import_user_modules(check(list[str], data.get("imports") or [], "imports"))
-    config = compoconf.parse_config(Config, check(Config, data))
+    config = compoconf.parse_config(Config, check(Config, data), strict_types=True)
     check_backend(config)
     return config
 

@@ -74,11 +74,12 @@ def describe(annotation: Any) -> str:
         return f"a {name or annotation.__name__} mapping"
     origin = typing.get_origin(annotation)
     if origin in (Union, types.UnionType) or _is_lazy_union(annotation):
-        configs = _config_classes(_members(annotation))
-        parts = [describe(m) for m in _members(annotation) if m not in configs]
+        members = _members(annotation)
+        configs = _config_classes(members)
+        parts = [describe(m) for m in members if m not in configs.values()]
         if configs:
             parts.insert(0, f"a config with class_name one of {sorted(configs)}")
-        return " or ".join(dict.fromkeys(parts))
+        return " or ".join(dict.fromkeys(parts)) or _describe_members([])
     if origin in _CONTAINERS:
         args = ", ".join(describe(a) for a in typing.get_args(annotation))
         return f"a {'mapping' if origin is dict else 'list'} of ({args})"
@@ -124,7 +125,7 @@ def _check_union(members: list, value: Any, path: str) -> Any:
             return None
         raise ConfigError(f"expected {_describe_members(members)}, got null", path)
     configs = _config_classes(members)
-    if isinstance(value, dict) and configs:
+    if isinstance(value, dict) and (configs or "class_name" in value):
         return _check_discriminated(configs, members, value, path)
     candidates = [m for m in members if m is not _NONE and m not in configs.values()]
     exact = [m for m in candidates if _is_exact(m, value)]
@@ -150,10 +151,8 @@ def _check_discriminated(configs: dict[str, type], members: list, value: dict, p
             return check(next(iter(configs.values())), value, path)
         raise ConfigError(f"class_name is missing; expected one of {sorted(configs)}", path)
     if name not in configs:
-        hint = difflib.get_close_matches(str(name), list(configs), n=1)
         raise ConfigError(
-            f"unknown class_name {name!r}"
-            + (f" (did you mean {hint[0]!r}?)" if hint else "")
+            f"unknown class_name {name!r}{_did_you_mean(name, configs)}"
             + f"; registered for this field: {sorted(configs)}. A class of your own must be @register-ed "
             "in a module listed under `imports:`",
             _join(path, "class_name"),
@@ -162,7 +161,9 @@ def _check_discriminated(configs: dict[str, type], members: list, value: dict, p
 
 
 def _describe_members(members: list) -> str:
-    return describe(Union[tuple(members)]) if len(members) > 1 else describe(members[0])
+    if not members:
+        return "a registered config (none is registered)"
+    return describe(members[0]) if len(members) == 1 else describe(Union[tuple(members)])
 
 
 def _is_exact(annotation: Any, value: Any) -> bool:
@@ -247,11 +248,8 @@ def _check_dataclass(cls: type, value: Any, path: str) -> dict:
         raise ConfigError(f"expected {expected}, got {value['class_name']!r}", _join(path, "class_name"))
     for key in value:
         if key != "class_name" and key not in fields:
-            hint = difflib.get_close_matches(str(key), list(fields), n=1)
             raise ConfigError(
-                f"unknown key for {_type_name(cls)}"
-                + (f" (did you mean {hint[0]!r}?)" if hint else "")
-                + f"; expected one of {sorted(fields)}",
+                f"unknown key for {_type_name(cls)}{_did_you_mean(key, fields)}; expected one of {sorted(fields)}",
                 _join(path, str(key)),
             )
     hints = typing.get_type_hints(cls)
@@ -262,7 +260,7 @@ def _check_dataclass(cls: type, value: Any, path: str) -> dict:
     if "class_name" in value:
         normalized["class_name"] = value["class_name"]
     try:
-        compoconf.parse_config(cls, normalized, key_history=path)
+        compoconf.parse_config(cls, normalized, key_history=path, strict_types=True)
     except _POST_INIT_ERRORS as err:
         raise _attribute(err, cls, list(fields), path) from err
     return normalized
@@ -280,6 +278,12 @@ def _attribute(err: Exception, cls: type, fields: list[str], path: str) -> Confi
     if lead:  # "WarmupCosineDecaySchedule.decay_steps (...)" -> "optimizer.learning_rate.decay_steps (...)"
         return ConfigError(field_path + message[lead.end() :], field_path)
     return ConfigError(message, field_path)
+
+
+def _did_you_mean(name: Any, choices) -> str:
+    by_lower = {c.lower(): c for c in choices}
+    hint = difflib.get_close_matches(str(name).lower(), list(by_lower), n=1)
+    return f" (did you mean {by_lower[hint[0]]!r}?)" if hint else ""
 
 
 def _type_name(cls: type) -> str:

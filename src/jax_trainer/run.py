@@ -2,25 +2,21 @@
 
 from __future__ import annotations
 
-import logging
-
-from jax_trainer.config import Config, to_dict
+from jax_trainer.config import Config, ConfigError, to_dict
 from jax_trainer.datasets.interfaces import DatasetInterface
 from jax_trainer.rundir import write_run_files
 from jax_trainer.trainer.config import TrainerInterface
 
-LOGGER = logging.getLogger("jax_trainer")
-
-
 def build_data(config: Config):
     if config.dataset is None:
-        raise ValueError("dataset: a dataset config is required to run from a config file.")
+        raise ConfigError("a dataset config is required to run from a config file", "dataset")
     dataset = config.dataset.instantiate(DatasetInterface)
     return dataset, dataset.build()
 
 
-def build_trainer(config: Config, exmp_batch):
-    """Instantiate the configured trainer and write the resolved config next to its logs."""
+def build_trainer(config: Config, exmp_batch, write_run_dir: bool = True):
+    """Instantiate the configured trainer; for a training run, write the resolved config (enough to
+    rebuild it) and the example input next to its logs. Evaluating leaves the run's files as they are."""
     trainer = config.trainer.instantiate(
         TrainerInterface,
         model_config=config.model,
@@ -28,7 +24,8 @@ def build_trainer(config: Config, exmp_batch):
         exmp_input=exmp_batch,
         full_config=to_dict(config),
     )
-    write_run_files(trainer.log_dir, to_dict(config), exmp_batch)
+    if write_run_dir:
+        write_run_files(trainer.log_dir, to_dict(config), exmp_batch)
     return trainer
 
 
@@ -42,8 +39,8 @@ def evaluate(config: Config, mode: str, ckpt_path: str | None) -> dict:
     _, splits = build_data(config)
     loader = splits.val if mode == "val" else splits.test
     if loader is None:
-        raise ValueError(f"dataset: {config.dataset.class_name} provides no {mode} split.")
-    trainer = build_trainer(config, _first_batch(splits.train))
+        raise ConfigError(f"{config.dataset.class_name} provides no {mode} split", "dataset")
+    trainer = build_trainer(config, _first_batch(splits.train), write_run_dir=False)
     if ckpt_path is not None:
         trainer.load_model_checkpoint(ckpt_path)
     try:

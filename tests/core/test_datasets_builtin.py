@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import compoconf
 import numpy as np
 import pytest
+import yaml
 from compoconf import ConfigInterface
 
 from jax_trainer.datasets import (
@@ -208,3 +209,14 @@ def test_cifar10_missing_and_damaged_files(tmp_path):
     (tmp_path / "test_batch.bin").write_bytes(_cifar_records([0], (0, 0, 0)))
     with pytest.raises(ValueError, match="3073-byte"):
         CIFAR10Config(data_dir=str(tmp_path), val_size=0).instantiate(DatasetInterface).build()
+
+
+@pytest.mark.parametrize(("text", "expected"), [("0.1", 0.1), ("5000", 5000), ("1.0e-1", 0.1), ("0", 0)])
+def test_val_size_parses_fractions_and_counts(text, expected):
+    assert _parse({"class_name": "MNISTDataset", "val_size": yaml.safe_load(text)}).val_size == expected
+
+
+@pytest.mark.parametrize("bad", [1.5, -1])
+def test_val_size_rejects_non_whole_counts(bad):
+    with pytest.raises(Exception, match="val_size"):
+        _parse({"class_name": "DigitsDataset", "val_size": bad})

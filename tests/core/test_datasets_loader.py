@@ -67,18 +67,22 @@ def test_mid_epoch_resume_yields_the_remaining_batches(stop_after):
 
     resumed = NumpyLoader(_arrays(37), 4, shuffle=True, drop_last=True, seed=11)
     resumed.load_state_dict(state)
-    resumed.set_epoch(2)  # what a trainer loop does at epoch start must not rewind a restored position
     assert seen + _targets(resumed) == full_epoch
     assert _targets(resumed) == next_epoch
 
+    by_index = NumpyLoader(_arrays(37), 4, shuffle=True, drop_last=True, seed=11)
+    by_index.set_epoch(2)
+    assert seen + _targets(by_index.iter_from(stop_after)) == full_epoch
+    assert by_index.state_dict() == {"epoch": 3, "batch_idx": 0}
 
-def test_set_epoch_to_another_epoch_restarts_it():
-    loader = NumpyLoader(_arrays(12), 4)
-    it = iter(loader)
-    next(it)
-    loader.set_epoch(5)
-    assert loader.state_dict() == {"epoch": 5, "batch_idx": 0}
-    assert len(_targets(loader)) == 3
+
+@pytest.mark.parametrize("epoch", [0, 5])
+def test_set_epoch_restarts_the_epoch_after_a_peek(epoch):
+    loader = NumpyLoader(_arrays(12), 4, shuffle=True)
+    next(iter(loader))  # e.g. an example batch for model init
+    loader.set_epoch(epoch)
+    assert loader.state_dict() == {"epoch": epoch, "batch_idx": 0}
+    assert _targets(loader) == [loader.order(epoch)[i : i + 4].tolist() for i in (0, 4, 8)]
 
 
 def test_load_state_dict_rejects_out_of_range_position():

@@ -122,6 +122,6 @@ def test_conversion_errors_name_the_path():
     wider = MLPClassifierConfig(hidden_dims=[9, 8]).instantiate(BaseModelNNX, rngs=nnx.Rngs(0), exmp_input=x)
     with pytest.raises(ValueError, match=r"params/l1/bias.*\(8,\).*\(9,\)"):
         linen_to_nnx_state(variables, wider)
-    cnn_linen, cnn_vars, cnn_nnx = _pair(CNNClassifierConfig(channels=[2]), x)
+    _, cnn_vars, cnn_nnx = _pair(CNNClassifierConfig(channels=[2]), x)
     with pytest.raises(KeyError, match="batch_stats.*bn1/mean"):
         linen_to_nnx_state({"params": cnn_vars["params"]}, cnn_nnx)

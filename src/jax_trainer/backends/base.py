@@ -30,11 +30,14 @@ class Backend(ABC):
         """Model state + optax transformation → the train state the steps donate and return."""
 
     @abstractmethod
-    def train_step(self, state: PyTree, batch) -> tuple[PyTree, Any, dict, PyTree]:
-        """One optimisation step (pure, jittable): ``(state, batch) -> (state, loss, metrics, grads)``."""
+    def train_step(self, state: PyTree, batch, **loss_kwargs) -> tuple[PyTree, Any, dict, PyTree]:
+        """One optimisation step (pure, jittable): ``(state, batch) -> (state, loss, metrics, grads)``.
+
+        ``loss_kwargs`` (value policies) are passed to the user's loss function as keyword arguments.
+        """
 
     @abstractmethod
-    def eval_step(self, state: PyTree, batch) -> tuple[Any, dict]:
+    def eval_step(self, state: PyTree, batch, **loss_kwargs) -> tuple[Any, dict]:
         """Loss and metrics of a *model* state in eval mode (pure, jittable): no dropout, running statistics."""
 
     @abstractmethod

@@ -52,11 +52,11 @@ class LinenBackend(Backend):
     def init_train_state(self, model_state: TrainState, tx) -> TrainState:
         return model_state.replace(opt_state=tx.init(model_state.params), tx=tx)
 
-    def train_step(self, state: TrainState, batch):
+    def train_step(self, state: TrainState, batch, **loss_kwargs):
         rng, step_rng = jax.random.split(state.rng)
 
         def loss_fn(params):
-            out = self.trainer.loss_function_linen(params, state, batch, step_rng, train=True)
+            out = self.trainer.loss_function_linen(params, state, batch, step_rng, train=True, **loss_kwargs)
             return check_loss_output(
                 out, "loss_function_linen", "(loss, (mutable_variables, metrics))", _is_linen_loss_output
             )
@@ -72,8 +72,8 @@ class LinenBackend(Backend):
         )
         return new_state, loss, metrics, grads
 
-    def eval_step(self, state: TrainState, batch):
-        out = self.trainer.loss_function_linen(state.params, state, batch, state.rng, train=False)
+    def eval_step(self, state: TrainState, batch, **loss_kwargs):
+        out = self.trainer.loss_function_linen(state.params, state, batch, state.rng, train=False, **loss_kwargs)
         loss, (_, metrics) = check_loss_output(
             out, "loss_function_linen", "(loss, (mutable_variables, metrics))", _is_linen_loss_output
         )

@@ -40,21 +40,21 @@ class NNXBackend(Backend):
         model.eval()
         return state
 
-    def train_step(self, state: nnx.State, batch):
+    def train_step(self, state: nnx.State, batch, **loss_kwargs):
         model, optimizer = nnx.merge(self._train_graphdef, state)
 
         def loss_fn(model):
-            out = self.trainer.loss_function(model, batch, train=True)
+            out = self.trainer.loss_function(model, batch, train=True, **loss_kwargs)
             return check_loss_output(out, "loss_function", "(loss, metrics)", _is_nnx_loss_output)
 
         (loss, metrics), grads = nnx.value_and_grad(loss_fn, has_aux=True)(model)
         optimizer.update(model, grads)
         return nnx.state((model, optimizer)), loss, metrics, grads
 
-    def eval_step(self, state: nnx.State, batch):
+    def eval_step(self, state: nnx.State, batch, **loss_kwargs):
         """``state`` is a model state (see :meth:`model_state`)."""
         model = nnx.merge(self._model_eval_graphdef, state)
-        out = self.trainer.loss_function(model, batch, train=False)
+        out = self.trainer.loss_function(model, batch, train=False, **loss_kwargs)
         return check_loss_output(out, "loss_function", "(loss, metrics)", _is_nnx_loss_output)
 
     def opt_state(self, state: nnx.State):

@@ -9,8 +9,9 @@ import numpy as np
 from compoconf import register
 
 from jax_trainer.datasets.batch import SupervisedBatch
-from jax_trainer.datasets.in_memory import InMemoryDataset, random_split
+from jax_trainer.datasets.in_memory import InMemoryDataset
 from jax_trainer.datasets.interfaces import DatasetConfig
+from jax_trainer.datasets.splits import random_split
 
 _EXPECTED = "an .npz file with arrays x_train, y_train and optionally x_val, y_val, x_test, y_test"
 
@@ -21,7 +22,7 @@ class ArrayDatasetConfig(DatasetConfig):
     validation arrays, ``val_size`` examples are held out of the training arrays instead."""
 
     data_file: Optional[str] = None
-    val_size: int | float = 0
+    val_size: float = 0.0
 
 
 @register

@@ -7,8 +7,10 @@ import numpy as np
 from compoconf import register
 
 from jax_trainer.datasets.batch import SupervisedBatch
-from jax_trainer.datasets.in_memory import InMemoryDataset, find_file, random_split
+from jax_trainer.datasets.files import find_file
+from jax_trainer.datasets.in_memory import InMemoryDataset
 from jax_trainer.datasets.interfaces import DatasetConfig
+from jax_trainer.datasets.splits import random_split
 
 _RECORD = 1 + 3 * 32 * 32  # label byte, then 1024 red, 1024 green, 1024 blue bytes (row-major)
 _TRAIN_FILES = [f"data_batch_{i}.bin" for i in range(1, 6)]
@@ -32,7 +34,7 @@ class CIFAR10Config(DatasetConfig):
     """Looks in ``data_dir`` and in ``data_dir/cifar-10-batches-bin`` (where the archive unpacks)."""
 
     data_dir: str = "data/"
-    val_size: int | float = 5000
+    val_size: float = 5000
 
 
 @register

@@ -2,7 +2,6 @@
 ``NumpyLoader`` (train shuffled with drop_last; val/test in order, keeping the last partial batch)."""
 
 import logging
-from pathlib import Path
 
 import jax
 import numpy as np
@@ -10,51 +9,11 @@ import numpy as np
 from jax_trainer.datasets.batch import SupervisedBatch
 from jax_trainer.datasets.interfaces import DatasetConfig, DatasetInterface, DatasetSplits
 from jax_trainer.datasets.loader import NumpyLoader
+from jax_trainer.datasets.splits import take
 
 LOGGER = logging.getLogger(__name__)
 
 _ALWAYS_IGNORED = ("num_workers", "pin_memory", "prefetch_factor")
-
-
-def split_count(size: int | float, n: int, name: str) -> int:
-    """Number of examples ``size`` stands for: a fraction of ``n`` if a float, else a count."""
-    count = int(round(size * n)) if isinstance(size, float) else int(size)
-    if not 0 <= count < n:
-        raise ValueError(f"{name}={size} leaves no training data out of {n} examples")
-    return count
-
-
-def take(arrays: SupervisedBatch, rows: np.ndarray) -> SupervisedBatch:
-    return jax.tree_util.tree_map(lambda a: a[rows], arrays)
-
-
-def random_split(
-    arrays: SupervisedBatch, sizes: dict[str, int | float], seed: int
-) -> tuple[SupervisedBatch, list[SupervisedBatch | None]]:
-    """Hold out ``sizes`` (name -> fraction or count) at random, deterministically in ``seed``.
-
-    Returns the remaining training arrays and one held-out part per entry (None for size 0).
-    """
-    n = arrays.size
-    counts = [split_count(size, n, name) for name, size in sizes.items()]
-    if sum(counts) >= n:
-        raise ValueError(f"{sizes} leave no training data out of {n} examples")
-    perm = np.random.default_rng(seed).permutation(n)
-    parts, start = [], 0
-    for count in counts:
-        parts.append(take(arrays, np.sort(perm[start : start + count])) if count else None)
-        start += count
-    return take(arrays, np.sort(perm[start:])), parts
-
-
-def find_file(directories: list[Path], names: list[str], expected: str) -> Path:
-    """First existing ``directory/name``; otherwise a FileNotFoundError listing every path tried."""
-    tried = [d / name for d in directories for name in names]
-    for path in tried:
-        if path.is_file():
-            return path
-    listing = ", ".join(str(p) for p in tried)
-    raise FileNotFoundError(f"{expected} not found; looked for: {listing}")
 
 
 class InMemoryDataset(DatasetInterface):

@@ -8,14 +8,20 @@ from compoconf import ConfigInterface, RegistrableConfigInterface, register_inte
 from jax_trainer.datasets.batch import SupervisedBatch
 
 
+def check_split_size(name: str, size: float) -> None:
+    """A split size is a fraction when below 1, else a whole number of examples."""
+    if isinstance(size, bool) or size < 0 or (size >= 1 and size != int(size)):
+        raise ValueError(f"{name}: must be a fraction in [0, 1) or a whole count >= 1, got {size}")
+
+
 @dataclass
 class DatasetConfig(ConfigInterface):
     """Fields shared by all datasets (names follow the original jax_trainer configs).
 
     ``global_batch_size`` is the batch over all hosts; ``local_batch_size`` (default: global / number
-    of processes) is what one host's loader yields. ``val_size`` is a fraction of the training data
-    when a float in [0, 1), else a number of examples. ``split_seed`` fixes the train/val(/test) split
-    and ``seed`` the per-epoch shuffle. ``num_workers``, ``pin_memory`` and ``prefetch_factor`` are
+    of processes) is what one host's loader yields. ``val_size`` is a fraction of the data when below
+    1, else a number of examples (one float field, so YAML ``0.1`` and ``5000`` both parse).
+    ``split_seed`` fixes the train/val(/test) split and ``seed`` the per-epoch shuffle. ``num_workers``, ``pin_memory`` and ``prefetch_factor`` are
     accepted for compatibility and ignored: data is held in memory.
     """
 
@@ -24,7 +30,7 @@ class DatasetConfig(ConfigInterface):
     local_batch_size: Optional[int] = None
     num_workers: int = 0
     normalize: bool = True
-    val_size: int | float = 0.1
+    val_size: float = 0.1
     split_seed: int = 42
     seed: int = 42
     pin_memory: bool = False
@@ -35,10 +41,7 @@ class DatasetConfig(ConfigInterface):
             raise ValueError(f"global_batch_size: must be positive, got {self.global_batch_size}")
         if self.local_batch_size is not None and self.local_batch_size <= 0:
             raise ValueError(f"local_batch_size: must be positive, got {self.local_batch_size}")
-        if isinstance(self.val_size, bool) or self.val_size < 0:
-            raise ValueError(f"val_size: must be a fraction in [0, 1) or a count >= 0, got {self.val_size}")
-        if isinstance(self.val_size, float) and self.val_size >= 1:
-            raise ValueError(f"val_size: a float must be a fraction in [0, 1), got {self.val_size}")
+        check_split_size("val_size", self.val_size)
 
 
 @dataclass

@@ -11,10 +11,12 @@ from jax_trainer.datasets.batch import SupervisedBatch
 class NumpyLoader:
     """Iterates ``SupervisedBatch`` es of numpy arrays over ``arrays`` (one row per example).
 
-    The order of epoch ``e`` is a pure function of ``(seed, e)``, and the loader tracks its
-    position ``(epoch, batch_idx)`` as it yields, so ``state_dict()`` taken after the trainer
-    consumed a batch and restored with ``load_state_dict()`` continues with the very next batch.
-    Finishing an epoch moves the position to the start of the next one.
+    The order of epoch ``e`` is a pure function of ``(seed, e)``, so a resumed run sees the same
+    order. The loader is a cursor ``(epoch, batch_idx)``: iterating continues from it and advances it
+    as batches are yielded (finishing an epoch moves it to the start of the next), ``set_epoch(e)``
+    moves it to the start of epoch ``e``, and ``iter_from(k)`` to batch ``k`` of the current epoch.
+    ``state_dict()`` taken after a batch was consumed and restored with ``load_state_dict()``
+    therefore continues with the very next batch.
 
     ``batch_size`` is the global batch; with ``num_shards > 1`` (one shard per host) every shard
     walks the same global order and yields its own contiguous slice of each global batch.
@@ -68,9 +70,8 @@ class NumpyLoader:
         return self.state_dict()["epoch"]
 
     def set_epoch(self, epoch: int) -> None:
-        """Move to the start of ``epoch``; a no-op if already inside it (e.g. restored mid-epoch)."""
-        if epoch != self.epoch:
-            self._epoch, self._batch_idx = epoch, 0
+        """Move to the start of ``epoch`` (whatever was consumed before, e.g. an example batch)."""
+        self._epoch, self._batch_idx = epoch, 0
 
     def state_dict(self) -> dict[str, int]:
         """Position of the next batch to be yielded."""
@@ -89,6 +90,11 @@ class NumpyLoader:
         if not self.shuffle:
             return np.arange(self.num_examples)
         return np.random.default_rng([self.seed, epoch]).permutation(self.num_examples)
+
+    def iter_from(self, start_batch: int):
+        """Iterate the current epoch from batch ``start_batch`` (a mid-epoch resume)."""
+        self.load_state_dict({"epoch": self._epoch, "batch_idx": start_batch})
+        return iter(self)
 
     def __iter__(self):
         state = self.state_dict()

@@ -8,8 +8,10 @@ import numpy as np
 from compoconf import register
 
 from jax_trainer.datasets.batch import SupervisedBatch
-from jax_trainer.datasets.in_memory import InMemoryDataset, find_file, random_split
+from jax_trainer.datasets.files import find_file
+from jax_trainer.datasets.in_memory import InMemoryDataset
 from jax_trainer.datasets.interfaces import DatasetConfig
+from jax_trainer.datasets.splits import random_split
 
 # IDX type codes -> big-endian numpy dtypes.
 _IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
@@ -43,7 +45,7 @@ class MNISTConfig(DatasetConfig):
     """Looks in ``data_dir`` and in torchvision's layout ``data_dir/MNIST/raw``."""
 
     data_dir: str = "data/"
-    val_size: int | float = 5000
+    val_size: float = 5000
 
 
 @register

@@ -7,8 +7,9 @@ from compoconf import register
 from sklearn.datasets import load_diabetes, load_digits
 
 from jax_trainer.datasets.batch import SupervisedBatch
-from jax_trainer.datasets.in_memory import InMemoryDataset, random_split
-from jax_trainer.datasets.interfaces import DatasetConfig
+from jax_trainer.datasets.in_memory import InMemoryDataset
+from jax_trainer.datasets.interfaces import DatasetConfig, check_split_size
+from jax_trainer.datasets.splits import random_split
 
 
 @dataclass
@@ -16,13 +17,11 @@ class _HoldoutConfig(DatasetConfig):
     """These datasets ship without a test split: ``test_size`` and ``val_size`` are both taken
     from all examples (fractions of the whole, or counts)."""
 
-    test_size: int | float = 0.2
+    test_size: float = 0.2
 
     def __post_init__(self):
         super().__post_init__()
-        size = self.test_size
-        if isinstance(size, bool) or size < 0 or (isinstance(size, float) and size >= 1):
-            raise ValueError(f"test_size: must be a fraction in [0, 1) or a count >= 0, got {size}")
+        check_split_size("test_size", self.test_size)
 
 
 class _HoldoutDataset(InMemoryDataset):

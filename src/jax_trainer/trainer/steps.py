@@ -8,7 +8,7 @@ form ``jax.lax.scan`` takes, so one step and a scan over K batches share one def
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -39,23 +39,36 @@ def _check_loss(loss, hook: str):
     return loss
 
 
-def train_values(backend, state, batch, learning_rate: Callable | None, log_grad_norm: bool):
-    """One backend train step → (new state, values, counts, specs) with the trainer's own scalars added."""
-    new_state, loss, metrics, grads = backend.train_step(state, batch)
+class StepInfo(NamedTuple):
+    """One train step as a step extra sees it (traced): ``step`` is the global step after the update
+    (the step the logger uses), ``values`` the step's metric values keyed as logged (``train/loss``)."""
+
+    step: jax.Array
+    loss: jax.Array
+    grads: Any
+    values: dict
+
+
+def train_values(backend, state, batch, learning_rate: Callable | None, log_grad_norm: bool, inputs=None):
+    """One backend train step → (new state, values, counts, grads, specs) with the trainer's own scalars added.
+
+    ``inputs`` (value policies, traced scalars) reach the loss function as keyword arguments.
+    """
+    new_state, loss, metrics, grads = backend.train_step(state, batch, **(inputs or {}))
     values, counts, specs = split_metrics(metrics, "train", LogMode.TRAIN)
     values["train/loss"], specs["train/loss"] = _check_loss(loss, "train step"), MetricSpec()
     if learning_rate is not None:
         values["optimizer/lr"] = learning_rate(backend.opt_state(new_state))
         specs["optimizer/lr"] = MetricSpec(mode=LogMetricMode.SINGLE)
     if log_grad_norm:
-        values["optimizer/grad_global_norm"] = optax.global_norm(grads)
+        values["optimizer/grad_global_norm"] = optax.tree.norm(grads)
         specs["optimizer/grad_global_norm"] = MetricSpec()
-    return new_state, values, counts, specs
+    return new_state, values, counts, grads, specs
 
 
-def eval_values(backend, state, batch):
+def eval_values(backend, state, batch, inputs=None):
     """Eval metrics for every eval phase; the host keeps those a phase logs (one compile for val and test)."""
-    loss, metrics = backend.eval_step(state, batch)
+    loss, metrics = backend.eval_step(state, batch, **(inputs or {}))
     values, counts, specs = split_metrics(metrics, EVAL_PREFIX, LogMode.EVAL)
     values[f"{EVAL_PREFIX}/loss"], specs[f"{EVAL_PREFIX}/loss"] = _check_loss(loss, "eval step"), MetricSpec()
     return values, counts, specs
@@ -83,10 +96,16 @@ class Accumulators:
         self.epoch_specs = {k: s for k, s in specs.items() if s.per_epoch or not windowed}
         self.track_nonfinite = track_nonfinite
 
-    def init(self, start_step: int = 0) -> dict:
-        """Fresh accumulators; ``count`` continues the global step so non-finite values name their step."""
+    def init(self, start_step: int = 0, inputs: dict | None = None, extras: dict | None = None) -> dict:
+        """Fresh accumulators; ``count`` continues the global step so non-finite values name their step.
+
+        The carry also holds the epoch's loss-function ``inputs`` (value policies; read-only, passed as arrays
+        so a new value never recompiles) and the ``extras`` states of on-device step extras (see StepInfo).
+        """
         acc = {"window": init_accumulator(self.window_specs), "epoch": init_accumulator(self.epoch_specs)}
         acc["count"] = jnp.asarray(start_step, jnp.int32)
+        acc["samples"] = jnp.zeros((), jnp.int32)  # examples seen this epoch: the throughput of a log window
+        acc["inputs"], acc["extras"] = dict(inputs or {}), dict(extras or {})
         if self.track_nonfinite:
             acc["nonfinite"] = {k: jnp.full((), -1, jnp.int32) for k in self.specs if k in acc["epoch"]}
         return acc
@@ -99,6 +118,7 @@ class Accumulators:
         new["window"] = update_accumulator(acc["window"], values, counts, self.specs, weight)
         new["epoch"] = update_accumulator(acc["epoch"], values, counts, self.specs, weight)
         new["count"] = acc["count"] + 1
+        new["samples"] = acc["samples"] + weight
         if self.track_nonfinite:
             new["nonfinite"] = {
                 k: jnp.where((first < 0) & ~jnp.isfinite(values[k]), acc["count"], first)
@@ -112,33 +132,45 @@ class Accumulators:
     def epoch_results(self, acc: dict) -> dict:
         return accumulator_results(acc["epoch"], self.specs)
 
+    def take_window(self, acc: dict) -> tuple[dict, dict]:
+        """The window's results and ``acc`` with a fresh window (one compiled call per log point)."""
+        return self.window_results(acc["window"]), {**acc, "window": self.init_window()}
 
-def make_train_step(backend, accumulators: Accumulators, learning_rate, log_grad_norm: bool) -> Callable:
-    def step(carry, batch):
+
+def make_train_step(
+    backend, accumulators: Accumulators, learning_rate, log_grad_norm: bool, update_extras: Callable | None = None
+) -> Callable:
+    """``update_extras(extras_state, StepInfo) -> extras_state`` folds on-device step extras into the carry."""
+
+    def train_step(carry, batch):
         state, acc = carry
-        state, values, counts, _ = train_values(backend, state, batch, learning_rate, log_grad_norm)
+        state, values, counts, grads, _ = train_values(
+            backend, state, batch, learning_rate, log_grad_norm, acc["inputs"]
+        )
         acc = accumulators.fold(acc, values, counts, batch_size(batch))
+        if update_extras is not None:
+            acc["extras"] = update_extras(acc["extras"], StepInfo(acc["count"], values["train/loss"], grads, values))
         return (state, acc), concat_values(values, accumulators.specs)
 
-    return step
+    return train_step
 
 
 def make_eval_step(backend, accumulators: Accumulators) -> Callable:
-    def step(state, acc, batch):
-        values, counts, _ = eval_values(backend, state, batch)
+    def eval_step(state, acc, batch):
+        values, counts, _ = eval_values(backend, state, batch, acc["inputs"])
         acc = accumulators.fold(acc, values, counts, batch_size(batch))
         return acc, concat_values(values, accumulators.specs)
 
-    return step
+    return eval_step
 
 
 def scan_steps(step: Callable) -> Callable:
     """K steps in one dispatch: ``batches`` carry a leading axis of K stacked batches."""
 
-    def multi_step(carry, batches):
+    def train_steps_scanned(carry, batches):
         return jax.lax.scan(step, carry, batches)
 
-    return multi_step
+    return train_steps_scanned
 
 
 def first_nonfinite(nonfinite: dict[str, Any]) -> tuple[str, int] | None:

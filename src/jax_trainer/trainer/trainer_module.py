@@ -7,6 +7,7 @@ flax.linen or flax.nnx goes through ``self.backend`` (picked by ``model_mode`` f
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 import time
@@ -19,6 +20,8 @@ import optax
 
 from jax_trainer.backends import get_backend
 from jax_trainer.callbacks.base import CallbackInterface
+from jax_trainer.callbacks.step_extras import StepExtras
+from jax_trainer.callbacks.value_policies import ValuePolicyInterface, policy_values
 from jax_trainer.logger.enums import LogMetricMode, LogMode
 from jax_trainer.logger.logger import Logger
 from jax_trainer.logger.progress import ProgressBar
@@ -40,6 +43,8 @@ class TrainerModule(TrainerInterface):
 
     def __init__(self, config: TrainerConfig, model_config, optimizer_config, exmp_input, mesh=None, full_config=None):
         self.config = config
+        if config.compilation_cache_dir:  # jax reads it at the process's first compilation: set it before any
+            jax.config.update("jax_compilation_cache_dir", str(config.compilation_cache_dir))
         self.model_config = model_config
         self.optimizer_config = optimizer_config
         self.full_config = full_config
@@ -54,7 +59,9 @@ class TrainerModule(TrainerInterface):
         self.callbacks = [
             cb_config.instantiate(CallbackInterface, trainer=self) for cb_config in config.callbacks.values()
         ]
+        self.value_policies = {k: cfg.instantiate(ValuePolicyInterface) for k, cfg in config.value_policies.items()}
         self._compiled: dict[str, Any] = {}
+        self._train_bar: ProgressBar | None = None
 
     # ----------------------------------------------------------------- user hooks
     def batch_to_input(self, batch):
@@ -138,8 +145,10 @@ class TrainerModule(TrainerInterface):
         if first is None:
             raise ValueError(f"The train loader yielded no batches in epoch {epoch_idx}.")
         self._build_train_steps(first)
-        acc = self._train_acc.init(self.global_step)
-        bar = ProgressBar(_len_or_none(loader), f"Epoch {epoch_idx}", self.config.enable_progress_bar)
+        acc = self._compiled["train_init"](
+            self.global_step, policy_values(self.value_policies, epoch_idx), self._step_extras.init()
+        )
+        bar = self._epoch_bar(_len_or_none(loader), f"Epoch {epoch_idx}")
         step_callbacks = [cb for cb in self.callbacks if cb.wants_step_end]
         log_every, concats = self.config.logger.log_steps_every, []
         window = _Window(self.global_step, time.perf_counter())
@@ -157,8 +166,8 @@ class TrainerModule(TrainerInterface):
             bar.update(n_steps)
             if self._max_steps_reached():
                 break
-        bar.close()
         metrics = self._fetch_epoch(self._train_acc, acc, "train", epoch_idx, concats)
+        self._step_extras.hand_back(acc["extras"])
         metrics["train/epoch_time"] = time.perf_counter() - epoch_start
         self._write_epoch_metrics(metrics, "train", epoch_idx)
         self._run_callbacks("on_training_epoch_end", metrics, epoch_idx)
@@ -172,8 +181,9 @@ class TrainerModule(TrainerInterface):
         bar = ProgressBar(_len_or_none(loader), f"{mode.capitalize()} {epoch_idx}", self.config.enable_progress_bar)
         for _, batch in self._device_groups(iter(loader), dispatch=1):
             if acc is None:
-                self._build_eval_step(batch)
-                acc = self._eval_acc.init(0)
+                inputs = policy_values(self.value_policies, epoch_idx)
+                self._build_eval_step(batch, inputs)
+                acc = self._compiled["eval_init"](0, inputs)
             acc, concat = self._compiled["eval"](model_state, acc, batch)
             if concat:
                 concats.append((1, concat))
@@ -202,23 +212,33 @@ class TrainerModule(TrainerInterface):
             return
         n_steps, batch = first_group
         one = jax.tree.map(lambda x: x[0], batch) if n_steps > 1 else batch
-        self._train_batch_size = S.batch_size(one)
         lr = current_learning_rate if self.lr_schedule is not None else None
-        values = lambda state, b: S.train_values(self.backend, state, b, lr, self.config.log_grad_norm)  # noqa: E731
-        specs = S.discover_specs(values, self.state, one)
+
+        def values(st, b, inputs):
+            return S.train_values(self.backend, st, b, lr, self.config.log_grad_norm, inputs)
+
+        specs = S.discover_specs(values, self.state, one, policy_values(self.value_policies, self.current_epoch))
         self._train_acc = S.Accumulators(specs, windowed=True, track_nonfinite=self.config.detect_nans)
-        step = S.make_train_step(self.backend, self._train_acc, lr, self.config.log_grad_norm)
+        self._step_extras = StepExtras(self.callbacks)
+        step = S.make_train_step(self.backend, self._train_acc, lr, self.config.log_grad_norm, self._step_extras.update)
         self._compiled["train"] = self._jit(step, donate_argnums=(0,))
         self._compiled["train_multi"] = self._jit(S.scan_steps(step), donate_argnums=(0,))
-        self._compiled["window_results"] = self._jit(self._train_acc.window_results)
-        self._compiled["init_window"] = self._jit(self._train_acc.init_window)
+        self._compile_accumulators("train", self._train_acc)
+        self._compiled["take_window"] = self._jit(self._train_acc.take_window)
 
-    def _build_eval_step(self, batch) -> None:
+    def _build_eval_step(self, batch, inputs: dict) -> None:
         if "eval" in self._compiled:
             return
-        specs = S.discover_specs(lambda st, b: S.eval_values(self.backend, st, b), self.model_state, batch)
+        values = functools.partial(S.eval_values, self.backend)
+        specs = S.discover_specs(values, self.model_state, batch, inputs)
         self._eval_acc = S.Accumulators(specs, windowed=False, track_nonfinite=self.config.detect_nans)
         self._compiled["eval"] = self._jit(S.make_eval_step(self.backend, self._eval_acc), donate_argnums=(1,))
+        self._compile_accumulators("eval", self._eval_acc)
+
+    def _compile_accumulators(self, phase: str, accumulators: S.Accumulators) -> None:
+        """Init and results run once per epoch each; compiled, each is one dispatch instead of one per small op."""
+        self._compiled[f"{phase}_init"] = self._jit(accumulators.init)
+        self._compiled[f"{phase}_results"] = self._jit(accumulators.epoch_results)
 
     def _config_dict(self) -> dict:
         """The resolved configs as plain dicts, for a trainer built in Python rather than from a config file."""
@@ -242,15 +262,15 @@ class TrainerModule(TrainerInterface):
         return prefetch_to_device(groups, size=2, put=self.data_parallel.put_batch)
 
     def _log_window(self, acc: dict, window: "_Window", epoch_idx: int, bar: ProgressBar) -> dict:
-        results = jax.device_get(self._compiled["window_results"](acc["window"]))
-        acc = {**acc, "window": self._compiled["init_window"]()}
+        results, acc = self._compiled["take_window"](acc)
+        results, samples = jax.device_get((results, acc["samples"]))
         self._check_nonfinite(acc, epoch_idx)
         scalars = self.derive_metrics({k: float(v) for k, v in results.items()})
         now = time.perf_counter()
         n_steps = max(1, self.global_step - window.start_step)
         scalars["train/step_time"] = (now - window.start_time) / n_steps
-        scalars["train/samples_per_sec"] = n_steps * self._train_batch_size / (now - window.start_time)
-        window.start_step, window.start_time = self.global_step, now
+        scalars["train/samples_per_sec"] = (int(samples) - window.start_samples) / (now - window.start_time)
+        window.start_step, window.start_time, window.start_samples = self.global_step, now, int(samples)
         self.logger.log_scalars(scalars, self.global_step)
         bar.set_postfix(loss=scalars.get("train/loss"))
         return acc
@@ -259,7 +279,7 @@ class TrainerModule(TrainerInterface):
         """Fetch an epoch's metrics once: scalars under ``<mode>/``, CONCAT values as numpy arrays."""
         if self.config.detect_nans:
             self._check_nonfinite(acc, epoch_idx)
-        results = jax.device_get(accumulators.epoch_results(acc))
+        results = jax.device_get(self._compiled["train_results" if mode == "train" else "eval_results"](acc))
         phase = PHASES[mode]
         metrics: dict[str, Any] = {}
         for key, value in results.items():
@@ -301,7 +321,18 @@ class TrainerModule(TrainerInterface):
         for callback in self.callbacks:
             getattr(callback, hook)(*args)
 
+    def _epoch_bar(self, total: int | None, desc: str) -> ProgressBar:
+        """One train bar per run, restarted each epoch as in Lightning (a new tqdm per epoch costs more than a step)."""
+        if self._train_bar is None:
+            self._train_bar = ProgressBar(total, desc, self.config.enable_progress_bar)
+        else:
+            self._train_bar.reset(total, desc)
+        return self._train_bar
+
     def _finalize(self, status: str) -> None:
+        if self._train_bar is not None:
+            self._train_bar.close()
+            self._train_bar = None
         errors = []
         for callback in self.callbacks:
             try:
@@ -317,7 +348,7 @@ class _Window:
     """Start of the current step-log window (for step time and throughput)."""
 
     def __init__(self, start_step: int, start_time: float):
-        self.start_step, self.start_time = start_step, start_time
+        self.start_step, self.start_time, self.start_samples = start_step, start_time, 0
 
 
 def _rename(key: str, mode: str) -> str:
