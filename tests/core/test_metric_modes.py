@@ -21,29 +21,11 @@ from jax_trainer.logger.metrics import (
     update_accumulator,
 )
 from jax_trainer.trainer.steps import Accumulators
+from logging_scenarios import SCALAR_MODES, reference  # reference: each mode written the obvious way in numpy
 
 VALUES = np.array([-2.5, -0.75, -4.0, 3.25, 1.5])  # window 1 all negative, window 2 all positive
 WEIGHTS = np.array([3.0, 5.0, 2.0, 4.0, 6.0])  # uneven batch sizes
 WINDOWS = [slice(0, 3), slice(3, 5)]
-SCALAR_MODES = [m for m in LogMetricMode if m != LogMetricMode.CONCAT]
-
-
-def reference(mode: LogMetricMode, values: np.ndarray, weights: np.ndarray) -> float:
-    """What each mode means, written the obvious way in float64."""
-    if mode == LogMetricMode.MEAN:
-        return float(np.sum(values * weights) / np.sum(weights))
-    if mode == LogMetricMode.SUM:
-        return float(np.sum(values))
-    if mode == LogMetricMode.SINGLE:
-        return float(values[-1])
-    if mode == LogMetricMode.MAX:
-        return float(np.max(values))
-    if mode == LogMetricMode.MIN:
-        return float(np.min(values))
-    if mode == LogMetricMode.STD:
-        mean = np.sum(values * weights) / np.sum(weights)
-        return float(np.sqrt(np.sum(weights * (values - mean) ** 2) / np.sum(weights)))
-    raise AssertionError(mode)
 
 
 def specs_for_every_mode() -> dict[str, MetricSpec]:
@@ -96,7 +78,8 @@ def test_accumulators_reset_the_window_but_not_the_epoch():
             acc = fold(acc, jnp.float32(value), weight)
         results = accs.window_results(acc["window"])
         assert set(results) == {"train/std", "train/min_step"}
-        assert float(results["train/std"]) == pytest.approx(reference(LogMetricMode.STD, VALUES[window], WEIGHTS[window]), rel=1e-6)
+        expected_std = reference(LogMetricMode.STD, VALUES[window], WEIGHTS[window])
+        assert float(results["train/std"]) == pytest.approx(expected_std, rel=1e-6)
         assert float(results["train/min_step"]) == reference(LogMetricMode.MIN, VALUES[window], WEIGHTS[window])
         acc = {**acc, "window": accs.init_window()}
     assert int(acc["count"]) == 7 + len(VALUES)
@@ -116,7 +99,8 @@ def test_std_is_stable_for_a_large_offset():
     acc = init_accumulator(specs)
     for value, weight in zip(values, weights):
         acc = update(acc, jnp.float32(value), weight)
-    assert float(accumulator_results(acc, specs)["s"]) == pytest.approx(reference(LogMetricMode.STD, values, weights), rel=2e-2)
+    expected = reference(LogMetricMode.STD, values, weights)
+    assert float(accumulator_results(acc, specs)["s"]) == pytest.approx(expected, rel=2e-2)
 
 
 def test_count_replaces_the_batch_size_as_weight():
@@ -150,7 +134,7 @@ def test_concat_values_are_kept_whole_and_never_accumulated():
 )
 def test_log_mode_phases(log_mode, train, val, test):
     spec = MetricSpec(log_mode=log_mode)
-    assert (active_in(spec, LogMode.TRAIN), active_in(spec, LogMode.VAL), active_in(spec, LogMode.TEST)) == (train, val, test)
+    assert [active_in(spec, phase) for phase in (LogMode.TRAIN, LogMode.VAL, LogMode.TEST)] == [train, val, test]
     # The eval step is shared by val and test: it must compute every metric either of them logs.
     assert active_in(spec, LogMode.EVAL) == (val or test)
     _, _, specs = split_metrics({"m": {"value": 1.0, "log_mode": log_mode}}, "eval", LogMode.EVAL)

@@ -87,7 +87,9 @@ def train_one_epoch(mode, tmp_path, reads, monkeypatch, callbacks=(), **kwargs):
 
 @pytest.mark.parametrize("mode", ["linen", "nnx"])
 @pytest.mark.parametrize("steps_per_dispatch, fetch_steps", [(1, [3, 6, 7]), (2, [4, 6, 7])])
-def test_fetches_only_at_log_points_and_epoch_end(mode, steps_per_dispatch, fetch_steps, tmp_path, host_reads, monkeypatch):
+def test_fetches_only_at_log_points_and_epoch_end(
+    mode, steps_per_dispatch, fetch_steps, tmp_path, host_reads, monkeypatch
+):
     trainer = train_one_epoch(mode, tmp_path, host_reads, monkeypatch, steps_per_dispatch=steps_per_dispatch)
     assert trainer.global_step == BATCHES
     assert host_reads.strays() == []

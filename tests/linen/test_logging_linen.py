@@ -15,11 +15,3 @@ def test_tensorboard_csv_and_json_agree(tmp_path):
 
 def test_bad_metrics_fail_naming_the_metric(tmp_path):
     scenarios.bad_metrics_fail_naming_the_metric(MODE, tmp_path)
-
-
-def test_progress_bars_for_every_phase(tmp_path, capsys):
-    scenarios.progress_bars_for_every_phase(MODE, tmp_path, capsys)
-
-
-def test_train_log_verbosity(tmp_path):
-    scenarios.train_log_verbosity(MODE, tmp_path)

@@ -1,4 +1,7 @@
-"""Logging end to end under the nnx backend (scenarios shared with tests/linen in tests/logging_scenarios.py)."""
+"""Logging end to end under the nnx backend (scenarios shared with tests/linen in tests/logging_scenarios.py).
+
+Progress bars and train.log verbosity do not depend on the backend; they run here only.
+"""
 
 import logging_scenarios as scenarios
 

@@ -2,8 +2,8 @@
 
 from jax_trainer.callbacks.base import Callback, CallbackConfig, CallbackInterface
 from jax_trainer.callbacks.confusion_matrix import ConfusionMatrixCallback, ConfusionMatrixConfig
-from jax_trainer.callbacks.early_stopping import EarlyStopping, EarlyStoppingConfig
 from jax_trainer.callbacks.disable_gc import DisableGC, DisableGCConfig
+from jax_trainer.callbacks.early_stopping import EarlyStopping, EarlyStoppingConfig
 from jax_trainer.callbacks.grad_spike import GradientSpikeMonitor, GradientSpikeMonitorConfig
 from jax_trainer.callbacks.lr_monitor import LearningRateMonitor, LearningRateMonitorConfig
 from jax_trainer.callbacks.profiler import JAXProfiler, JAXProfilerConfig
@@ -17,6 +17,7 @@ from jax_trainer.callbacks.value_policies import (
     LinearValuePolicyConfig,
     ValuePolicyInterface,
 )
+from jax_trainer.callbacks.checkpoint import ModelCheckpoint, ModelCheckpointConfig  # last: imports the trainer
 
 __all__ = [
     "Callback",
@@ -40,6 +41,8 @@ __all__ = [
     "LearningRateMonitorConfig",
     "LinearValuePolicy",
     "LinearValuePolicyConfig",
+    "ModelCheckpoint",
+    "ModelCheckpointConfig",
     "StepExtra",
     "ValuePolicyInterface",
 ]

@@ -23,7 +23,8 @@ from jax_trainer.callbacks.step_extras import StepExtra
 
 LOGGER = logging.getLogger("jax_trainer")
 MAX_SPIKES_PER_EPOCH = 256  # on-device record size; more spikes in one epoch are counted, the oldest dropped
-_FIELDS = ("step", "grad_norm", "grad_norm_ema", "loss")
+_FIELDS = ("step", "batch_idx", "grad_norm", "grad_norm_ema", "loss")
+_INT_FIELDS = ("step", "batch_idx")
 
 
 @dataclass
@@ -60,7 +61,6 @@ class GradientSpikeMonitor(Callback, StepExtra):
         self.seen = 0
         self.spikes: list[dict] = []
         self.unreported = 0
-        self._epoch_start_step = 0
 
     # ---------------------------------------------------------------- on device (traced in the train step)
     def init_step_state(self) -> dict:
@@ -68,13 +68,15 @@ class GradientSpikeMonitor(Callback, StepExtra):
             "ema": np.asarray(self.ema or 0.0, np.float32),
             "seen": np.asarray(self.seen, np.int32),
             "num_spikes": np.asarray(0, np.int32),
+            "batches": np.asarray(0, np.int32),  # steps so far this epoch: the next spike's batch index
         }
         for name in _FIELDS:
-            state[name] = np.zeros(MAX_SPIKES_PER_EPOCH, np.int32 if name == "step" else np.float32)
+            state[name] = np.zeros(MAX_SPIKES_PER_EPOCH, np.int32 if name in _INT_FIELDS else np.float32)
         return state
 
     def update_step_state(self, state: dict, info) -> dict:
-        norm = optax.global_norm(info.grads).astype(jnp.float32)
+        state = {name: jnp.asarray(value) for name, value in state.items()}  # host arrays in debug (no jit) mode
+        norm = optax.tree.norm(info.grads).astype(jnp.float32)
         ema, seen = state["ema"], state["seen"]
         finite = jnp.isfinite(norm)
         spike = (seen > 0) & ((norm > self.config.threshold * ema) | ~finite)
@@ -85,16 +87,14 @@ class GradientSpikeMonitor(Callback, StepExtra):
             "ema": jnp.where(finite, averaged, ema),
             "seen": seen + finite.astype(jnp.int32),
             "num_spikes": state["num_spikes"] + spike.astype(jnp.int32),
+            "batches": state["batches"] + 1,
         }
-        for name, value in zip(_FIELDS, (info.step, norm, ema, info.loss)):
+        for name, value in zip(_FIELDS, (info.step, state["batches"], norm, ema, info.loss)):
             buffer = state[name]
             new[name] = buffer.at[slot].set(jnp.where(spike, value.astype(buffer.dtype), buffer[slot]))
         return new
 
     # ---------------------------------------------------------------- host
-    def on_training_epoch_start(self, epoch_idx: int) -> None:
-        self._epoch_start_step = self.trainer.global_step
-
     def receive_step_state(self, state: dict) -> None:
         self.ema = float(state["ema"]) if int(state["seen"]) > 0 else None
         self.seen = int(state["seen"])
@@ -105,7 +105,7 @@ class GradientSpikeMonitor(Callback, StepExtra):
         epoch = self.trainer.current_epoch
         for slot in (np.arange(total - kept, total) % MAX_SPIKES_PER_EPOCH):
             spike = {name: _json_number(state[name][slot].item()) for name in _FIELDS}
-            spike.update(epoch=epoch, batch_idx=spike["step"] - self._epoch_start_step - 1)
+            spike["epoch"] = epoch
             self.spikes.append(spike)
             LOGGER.warning(
                 "Gradient spike at step %d (epoch %d, batch %d): norm %s > %g x EMA %s.",

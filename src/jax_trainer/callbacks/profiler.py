@@ -53,7 +53,7 @@ class JAXProfiler(Callback):
         self._not_before = 0.0
 
     def on_training_start(self) -> None:
-        if self.trainer.global_step < self.config.first_step:
+        if self.trainer.global_step <= self.config.first_step:
             self._next_step = self.config.first_step
         else:  # resumed past first_step: only the periodic traces remain
             self._schedule_by_time(self.trainer.global_step)

@@ -143,7 +143,6 @@ class CheckpointStore:
 
     def save(self, step: int, state: dict, meta: dict, loop: dict | None = None) -> None:
         ocp = _ocp()
-        self.manager.wait_until_finished()
         if (self.directory / str(step)).exists():  # a step re-reached after a resume replaces the old one
             self.delete(step)
         items = {STATE: ocp.args.StandardSave(to_storage(state)), META: ocp.args.JsonSave(meta)}
@@ -152,8 +151,7 @@ class CheckpointStore:
         self.manager.save(step, args=ocp.args.Composite(**items), force=True)
 
     def delete(self, step: int) -> None:
-        self.manager.wait_until_finished()
-        self.manager.reload()
+        """Remove a complete step (safe while a later step is still being written); unknown steps are ignored."""
         if step in self.manager.all_steps():
             self.manager.delete(step)
 
@@ -217,7 +215,7 @@ def restore_tree(path: Path, item: str, template, subset: bool = False):
     stored = _stored_layout(store, step, item, path)
     wanted = flatten(template)
     prefix = _find_prefix(stored, wanted) if subset else ()
-    _check_layout(path, stored, {prefix + k: v for k, v in wanted.items()}, subset)
+    _check_layout(path, stored, {prefix + k: v for k, v in wanted.items()}, _scope(stored, wanted, prefix, subset))
     targets = {k: jax.ShapeDtypeStruct(tuple(m.shape), m.dtype) for k, m in stored.items()}
     for key, leaf in wanted.items():
         targets[prefix + key] = _ocp().utils.to_shape_dtype_struct(leaf)
@@ -253,9 +251,20 @@ def _find_prefix(stored: dict, wanted: dict) -> tuple[str, ...]:
     return ()
 
 
-def _check_layout(path: Path, stored: dict, wanted: dict, subset: bool) -> None:
+def _scope(stored: dict, wanted: dict, prefix: tuple, subset: bool) -> list:
+    """Stored entries that must all be in the template: everything, or for a part of a bigger tree the
+    entries under its prefix (or, without prefix, under the template's own top-level keys)."""
+    if not subset:
+        return list(stored)
+    if prefix:
+        return [k for k in stored if k[: len(prefix)] == prefix]
+    tops = {k[0] for k in wanted}
+    return [k for k in stored if k[0] in tops]
+
+
+def _check_layout(path: Path, stored: dict, wanted: dict, scope: list) -> None:
     missing = [k for k in wanted if k not in stored]
-    extra = [] if subset else [k for k in stored if k not in wanted]
+    extra = [k for k in scope if k not in wanted]
     if missing or extra:
         parts = []
         if missing:

@@ -7,11 +7,23 @@ from typing import Callable, Iterable, Iterator
 
 
 def prefetch_to_device(groups: Iterable[tuple[int, object]], size: int, put: Callable) -> Iterator[tuple[int, object]]:
-    """Yield ``(n_steps, put(batch, stacked))`` keeping ``size`` transfers in flight (``device_put`` is async)."""
+    """Yield ``(n_steps, put(batch, stacked))`` with up to ``size`` later batches already put (``put`` is async).
+
+    The first batch is yielded right after its own put, so the first step of an epoch is dispatched without
+    waiting for the queue; the queue is topped up after each yield, while the step just dispatched runs.
+    """
+    groups = iter(groups)
     queue: collections.deque = collections.deque()
-    for n_steps, batch in groups:
-        queue.append((n_steps, put(batch, n_steps > 1)))
-        if len(queue) > size:
-            yield queue.popleft()
+
+    def put_next() -> bool:
+        group = next(groups, None)
+        if group is not None:
+            n_steps, batch = group
+            queue.append((n_steps, put(batch, n_steps > 1)))
+        return group is not None
+
+    put_next()
     while queue:
         yield queue.popleft()
+        while len(queue) < size and put_next():
+            pass

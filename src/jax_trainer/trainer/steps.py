@@ -104,7 +104,7 @@ class Accumulators:
         """
         acc = {"window": init_accumulator(self.window_specs), "epoch": init_accumulator(self.epoch_specs)}
         acc["count"] = jnp.asarray(start_step, jnp.int32)
-        acc["samples"] = jnp.zeros((), jnp.int32)  # examples seen this epoch: the throughput of a log window
+        acc["samples"] = jnp.zeros((), jnp.int32)  # examples in the current log window (for throughput)
         acc["inputs"], acc["extras"] = dict(inputs or {}), dict(extras or {})
         if self.track_nonfinite:
             acc["nonfinite"] = {k: jnp.full((), -1, jnp.int32) for k in self.specs if k in acc["epoch"]}
@@ -134,7 +134,8 @@ class Accumulators:
 
     def take_window(self, acc: dict) -> tuple[dict, dict]:
         """The window's results and ``acc`` with a fresh window (one compiled call per log point)."""
-        return self.window_results(acc["window"]), {**acc, "window": self.init_window()}
+        fresh = {"window": self.init_window(), "samples": jnp.zeros_like(acc["samples"])}
+        return self.window_results(acc["window"]), {**acc, **fresh}
 
 
 def make_train_step(

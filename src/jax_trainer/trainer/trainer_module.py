@@ -26,6 +26,7 @@ from jax_trainer.logger.enums import LogMetricMode, LogMode
 from jax_trainer.logger.logger import Logger
 from jax_trainer.logger.progress import ProgressBar
 from jax_trainer.optimizer import build_optimizer, current_learning_rate
+from jax_trainer.trainer import checkpointing
 from jax_trainer.trainer import steps as S
 from jax_trainer.trainer.config import TrainerConfig, TrainerInterface
 from jax_trainer.trainer.devices import DataParallel
@@ -62,6 +63,7 @@ class TrainerModule(TrainerInterface):
         self.value_policies = {k: cfg.instantiate(ValuePolicyInterface) for k, cfg in config.value_policies.items()}
         self._compiled: dict[str, Any] = {}
         self._train_bar: ProgressBar | None = None
+        self.save_requests: list = []  # checkpoint savers waiting for the next save point (checkpointing.py)
 
     # ----------------------------------------------------------------- user hooks
     def batch_to_input(self, batch):
@@ -121,12 +123,13 @@ class TrainerModule(TrainerInterface):
             self.logger.log_hparams(self.full_config or self._config_dict())
             self._run_callbacks("on_training_start")
             for epoch_idx in range(start_epoch, num_epochs + 1):
+                if self.should_stop or self._max_steps_reached():  # checked first: a resumed run may be done
+                    break
                 self.current_epoch = epoch_idx
                 self.train_epoch(train_loader, epoch_idx)
                 if val_loader is not None and epoch_idx % self.config.check_val_every_n_epoch == 0:
                     all_metrics[epoch_idx] = self.eval_model(val_loader, "val", epoch_idx)
-                if self.should_stop or self._max_steps_reached():
-                    break
+                checkpointing.save_point(self)  # the epoch is complete: write the checkpoints callbacks asked for
             if test_loader is not None:
                 all_metrics["test"] = self.test_model(test_loader, self.current_epoch)
             self._run_callbacks("on_training_end")
@@ -140,20 +143,25 @@ class TrainerModule(TrainerInterface):
 
     def train_epoch(self, loader, epoch_idx: int) -> dict[str, Any]:
         self._run_callbacks("on_training_epoch_start", epoch_idx)
-        groups = self._device_groups(self._epoch_batches(loader, epoch_idx))
+        progress = checkpointing.EpochProgress(self, epoch_idx)  # a restored mid-epoch position, or batch 0
+        groups = self._device_groups(self._epoch_batches(loader, epoch_idx, progress.start_batch))
         first = next(groups, None)
         if first is None:
             raise ValueError(f"The train loader yielded no batches in epoch {epoch_idx}.")
         self._build_train_steps(first)
-        acc = self._compiled["train_init"](
-            self.global_step, policy_values(self.value_policies, epoch_idx), self._step_extras.init()
+        acc, concats = progress.carry(
+            self._compiled["train_init"](
+                self.global_step, policy_values(self.value_policies, epoch_idx), self._step_extras.init()
+            )
         )
         bar = self._epoch_bar(_len_or_none(loader), f"Epoch {epoch_idx}")
         step_callbacks = [cb for cb in self.callbacks if cb.wants_step_end]
-        log_every, concats = self.config.logger.log_steps_every, []
+        log_every = self.config.logger.log_steps_every
         window = _Window(self.global_step, time.perf_counter())
         epoch_start = window.start_time
         for n_steps, batch in itertools.chain([first], groups):
+            if self.save_requests:  # a save asked for at the previous step: now every callback has seen it
+                checkpointing.save_point(self, progress.position(acc, concats))
             step_fn = self._compiled["train_multi"] if n_steps > 1 else self._compiled["train"]
             (self.state, acc), concat = step_fn((self.state, acc), batch)
             if concat:
@@ -202,9 +210,16 @@ class TrainerModule(TrainerInterface):
     # ----------------------------------------------------------------- checkpoints (see trainer/checkpointing.py)
     def restore_checkpoint(self, ckpt_path) -> int:
         """Restore the run state from ``ckpt_path`` ("last" or a path); returns the epoch to continue with."""
-        from jax_trainer.trainer.checkpointing import restore_run_state
+        return checkpointing.restore_run_state(self, ckpt_path)
 
-        return restore_run_state(self, ckpt_path)
+    def load_model_checkpoint(self, ckpt_path) -> None:
+        """Load a checkpoint's model weights ("last" or a path) to evaluate, infer or fine-tune (no optimizer)."""
+        checkpointing.load_model_weights(self, ckpt_path)
+
+    @classmethod
+    def load_from_checkpoint(cls, path, log_dir=None) -> "TrainerModule":
+        """Rebuild a run directory's trainer from config.yaml and exmp_input.npz, with a checkpoint's weights."""
+        return checkpointing.load_trainer(cls, path, log_dir)
 
     # ----------------------------------------------------------------- helpers
     def _build_train_steps(self, first_group) -> None:
@@ -262,15 +277,16 @@ class TrainerModule(TrainerInterface):
         return prefetch_to_device(groups, size=2, put=self.data_parallel.put_batch)
 
     def _log_window(self, acc: dict, window: "_Window", epoch_idx: int, bar: ProgressBar) -> dict:
+        samples = acc["samples"]
         results, acc = self._compiled["take_window"](acc)
-        results, samples = jax.device_get((results, acc["samples"]))
+        results, samples = jax.device_get((results, samples))
         self._check_nonfinite(acc, epoch_idx)
         scalars = self.derive_metrics({k: float(v) for k, v in results.items()})
         now = time.perf_counter()
         n_steps = max(1, self.global_step - window.start_step)
         scalars["train/step_time"] = (now - window.start_time) / n_steps
-        scalars["train/samples_per_sec"] = (int(samples) - window.start_samples) / (now - window.start_time)
-        window.start_step, window.start_time, window.start_samples = self.global_step, now, int(samples)
+        scalars["train/samples_per_sec"] = int(samples) / (now - window.start_time)
+        window.start_step, window.start_time = self.global_step, now
         self.logger.log_scalars(scalars, self.global_step)
         bar.set_postfix(loss=scalars.get("train/loss"))
         return acc
@@ -348,7 +364,7 @@ class _Window:
     """Start of the current step-log window (for step time and throughput)."""
 
     def __init__(self, start_step: int, start_time: float):
-        self.start_step, self.start_time, self.start_samples = start_step, start_time, 0
+        self.start_step, self.start_time = start_step, start_time
 
 
 def _rename(key: str, mode: str) -> str:
