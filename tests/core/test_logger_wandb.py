@@ -40,4 +40,9 @@ def test_missing_wandb_gives_install_hint(tmp_path, monkeypatch):
         Logger(LoggerConfig(log_dir=str(tmp_path), tool_config=WandBToolLoggerConfig()))
     from jax_trainer.logger.text_log import TextLogHandler
 
-    assert not any(isinstance(h, TextLogHandler) for h in logging.getLogger("jax_trainer").handlers)
+    own = [
+        h
+        for h in logging.getLogger("jax_trainer").handlers
+        if isinstance(h, TextLogHandler) and str(tmp_path) in h.baseFilename
+    ]
+    assert not own, "the failed Logger left its train.log handler attached"

@@ -16,6 +16,8 @@ from __future__ import annotations
 import logging
 import os
 import re
+import shutil
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,7 @@ import numpy as np
 LOGGER = logging.getLogger("jax_trainer")
 CHECKPOINT_DIR = "checkpoints"
 STATE, LOOP, META = "state", "loop", "meta"
+TRASH_SUFFIX = ".deleting"
 SAVE_DELAY_ENV = "JAX_TRAINER_TEST_SAVE_DELAY"
 """Test hook: seconds a save waits before its final rename, so a test can kill the process mid-save."""
 
@@ -118,19 +121,21 @@ def _name(key: tuple[str, ...]) -> str:
 
 # ----------------------------------------------------------------------------- the store
 class CheckpointStore:
-    """An orbax CheckpointManager over one ``checkpoints`` directory: async saves, explicit deletes.
+    """An orbax CheckpointManager over one ``checkpoints`` directory: async saves, deferred deletes.
 
     Retention is decided by the callers (ModelCheckpoint), so orbax keeps everything it is given.
     ``save`` returns once the arrays are copied to the host; orbax waits for the previous save itself.
+    A deleted step is removed only after the save that replaced it is committed, and by an atomic
+    rename before its files go, so whatever moment a kill hits, the newest complete step directory
+    is a whole checkpoint (a kill mid-delete leaves a ``*.deleting`` directory, purged on next start).
     """
 
     def __init__(self, directory: str | Path, read_only: bool = False):
         ocp = _ocp()
         self.directory = Path(directory)
         delay = float(os.environ.get(SAVE_DELAY_ENV, 0) or 0)
-        options = ocp.CheckpointManagerOptions(
+        options = ocp.CheckpointManagerOptions(  # orbax's own read_only mode only adds warnings: readers never save
             create=not read_only,
-            read_only=read_only,
             cleanup_tmp_directories=not read_only,
             temporary_path_class=_delayed_rename_class(delay) if delay and not read_only else None,
         )
@@ -139,27 +144,59 @@ class CheckpointStore:
             LOOP: ocp.StandardCheckpointHandler(),
             META: ocp.JsonCheckpointHandler(),
         }
+        if not read_only:
+            for trash in self.directory.glob(f"*{TRASH_SUFFIX}"):
+                shutil.rmtree(trash, ignore_errors=True)
         self.manager = ocp.CheckpointManager(self.directory, item_handlers=handlers, options=options)
+        self._pending: list[int] = []
+        self._cleaners: list[threading.Thread] = []
 
     def save(self, step: int, state: dict, meta: dict, loop: dict | None = None) -> None:
         ocp = _ocp()
         if (self.directory / str(step)).exists():  # a step re-reached after a resume replaces the old one
-            self.delete(step)
+            self.remove(step)
         items = {STATE: ocp.args.StandardSave(to_storage(state)), META: ocp.args.JsonSave(meta)}
         if loop:
             items[LOOP] = ocp.args.StandardSave(to_storage(loop))
-        self.manager.save(step, args=ocp.args.Composite(**items), force=True)
+        pending, self._pending = self._pending, []
+        self.manager.save(step, args=ocp.args.Composite(**items), force=True)  # first waits for the previous save
+        for old in pending:
+            self._discard(old)
 
     def delete(self, step: int) -> None:
-        """Remove a complete step (safe while a later step is still being written); unknown steps are ignored."""
-        if step in self.manager.all_steps():
-            self.manager.delete(step)
+        """Remove ``step`` once the newest save is committed (at the next save or ``wait``)."""
+        self._pending.append(step)
+
+    def remove(self, step: int) -> None:
+        """Remove ``step`` now (no save may be in flight)."""
+        self.manager.wait_until_finished()
+        self._discard(step)
+        self.manager.reload()
 
     def wait(self) -> None:
+        """Block until every save is committed and every deletion done."""
         self.manager.wait_until_finished()
+        pending, self._pending = self._pending, []
+        for old in pending:
+            self._discard(old)
+        for cleaner in self._cleaners:
+            cleaner.join()
+        self._cleaners = []
 
     def close(self) -> None:
+        self.wait()
         self.manager.close()
+
+    def _discard(self, step: int) -> None:
+        path = self.directory / str(step)
+        if not path.is_dir():
+            return
+        trash = path.with_name(path.name + TRASH_SUFFIX)
+        shutil.rmtree(trash, ignore_errors=True)
+        path.rename(trash)
+        cleaner = threading.Thread(target=shutil.rmtree, args=(trash,), kwargs={"ignore_errors": True}, daemon=True)
+        cleaner.start()
+        self._cleaners.append(cleaner)
 
 
 def _delayed_rename_class(delay: float):
@@ -190,7 +227,7 @@ def read_meta(path: Path) -> dict:
     try:
         meta = store.manager.restore(step, args=_ocp().args.Composite(**{META: _ocp().args.JsonRestore()}))[META]
     except Exception as err:  # orbax raises many types; the message says which file is bad
-        raise CheckpointError(f"Checkpoint {path} is damaged: its metadata ({META}) cannot be read: {_short(err)}") from err
+        raise CheckpointError(f"Checkpoint {path} is damaged: cannot read its metadata ('{META}'): {_short(err)}") from err
     if not isinstance(meta, dict) or "backend" not in meta:
         raise CheckpointError(f"Checkpoint {path} has no jax_trainer metadata; was it written by jax_trainer?")
     return meta
@@ -199,10 +236,9 @@ def read_meta(path: Path) -> dict:
 def _stored_layout(store: CheckpointStore, step: int, item: str, path: Path) -> dict[tuple[str, ...], Any]:
     try:
         metadata = store.manager.item_metadata(step)[item]
-        tree = metadata.tree if hasattr(metadata, "tree") else metadata
-        return flatten(tree)
-    except Exception as err:
-        raise CheckpointError(f"Checkpoint {path} is damaged: the layout of '{item}' cannot be read: {_short(err)}") from err
+        return flatten(metadata.tree if hasattr(metadata, "tree") else metadata)
+    except Exception as err:  # orbax and tensorstore raise many types; all mean an unreadable checkpoint
+        raise _damaged(path, item, err) from err
 
 
 def restore_tree(path: Path, item: str, template, subset: bool = False):
@@ -235,12 +271,16 @@ def _restore(store: CheckpointStore, step: int, item: str, targets: dict, path: 
     ocp = _ocp()
     try:
         return store.manager.restore(step, args=ocp.args.Composite(**{item: ocp.args.StandardRestore(targets)}))[item]
-    except Exception as err:
-        names = {".".join(k): _name(k) for k in flatten(targets)}
-        text = str(err)
-        hit = next((names[n] for n in sorted(names, key=len, reverse=True) if f"{n}/" in text or f'"{n}"' in text), None)
-        where = f"entry '{hit}' of '{item}'" if hit else f"'{item}'"
-        raise CheckpointError(f"Checkpoint {path} is damaged: reading {where} failed: {_short(err)}") from err
+    except Exception as err:  # orbax and tensorstore raise many types; all mean an unreadable checkpoint
+        raise _damaged(path, item, err) from err
+
+
+def _damaged(path: Path, item: str, err: Exception) -> CheckpointError:
+    """The error for an unreadable item, naming the array entry when tensorstore's message gives it."""
+    text = str(err)
+    found = re.search(r'Error reading "([^"/]+)/', text) or re.search(r'"path":"([^"/]+)/"', text)
+    where = f"entry '{found.group(1).replace('.', '/')}' of '{item}'" if found else f"'{item}'"
+    return CheckpointError(f"Checkpoint {path} is damaged: cannot read {where}: {_short(err)}")
 
 
 def _find_prefix(stored: dict, wanted: dict) -> tuple[str, ...]:

@@ -349,4 +349,4 @@ def _drop_newer_checkpoints(trainer, path: Path, step: int) -> None:
         LOGGER.info("Removing checkpoints %s of %s written after step %d by the interrupted run.", newer, own, step)
         store = checkpoint_store(trainer)
         for old in newer:
-            store.delete(old)
+            store.remove(old)

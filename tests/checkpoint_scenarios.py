@@ -1,0 +1,221 @@
+"""Checkpoint behaviours every backend must show; tests/linen and tests/nnx run them with their model_mode.
+
+Runs are tiny (an MLP with dropout on 360 digits, 11 steps per epoch) but exercise everything a resume
+must restore: dropout rng, AdamW moments, a warmup-cosine schedule, step-log windows, EarlyStopping
+counters and ModelCheckpoint's top-k bookkeeping.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+from compoconf import register
+
+from jax_trainer.callbacks import Callback, CallbackConfig, EarlyStoppingConfig, ModelCheckpointConfig
+from jax_trainer.datasets import DigitsConfig, DigitsDataset
+from jax_trainer.logger.config import LoggerConfig
+from jax_trainer.optimizer import AdamWConfig, WarmupCosineDecayScheduleConfig
+from jax_trainer.trainer import ImgClassifierTrainer, ImgClassifierTrainerConfig, TrainerModule
+from jax_trainer.trainer.checkpoint_io import CheckpointError, committed_steps
+from jax_trainer.zoo.configs import MLPClassifierConfig
+
+STEPS_PER_EPOCH = 11
+TIMING_KEYS = ("train/epoch_time",)
+
+
+class Crash(Exception):
+    """Stands in for a failure in the middle of training."""
+
+
+@dataclass
+class CrashAtStepConfig(CallbackConfig):
+    step: int = 0
+
+
+@register
+class CrashAtStep(Callback):
+    config: CrashAtStepConfig
+
+    def on_train_step_end(self, step: int, epoch_idx: int) -> None:
+        if step == self.config.step:
+            raise Crash(f"crash at step {step}")
+
+
+def splits():
+    return DigitsDataset(DigitsConfig(global_batch_size=32, val_size=0.4, test_size=0.4)).build()
+
+
+def make_trainer(mode, log_dir, data, callbacks=None, epochs=3, hidden=16, **kwargs) -> TrainerModule:
+    config = ImgClassifierTrainerConfig(
+        model_mode=mode,
+        train_epochs=epochs,
+        enable_progress_bar=False,
+        logger=LoggerConfig(log_dir=str(log_dir), log_steps_every=4, tool_config=None),
+        callbacks=callbacks or {},
+        **kwargs,
+    )
+    schedule = WarmupCosineDecayScheduleConfig(peak_value=1e-2, warmup_steps=5)
+    model = MLPClassifierConfig(hidden_dims=[hidden], dropout=0.1)
+    return ImgClassifierTrainer(config, model, AdamWConfig(learning_rate=schedule), next(iter(data.train)))
+
+
+def resume_callbacks(crash_step=None) -> dict:
+    callbacks = {
+        "ckpt": ModelCheckpointConfig(
+            monitor="val/acc", mode="max", save_top_k=2, save_last=True, every_n_train_steps=5
+        ),
+        "stop": EarlyStoppingConfig(monitor="val/loss", mode="min", patience=5, min_delta=0.05),
+    }
+    if crash_step is not None:
+        callbacks["crash"] = CrashAtStepConfig(step=crash_step)
+    return callbacks
+
+
+def host_state(trainer) -> dict:
+    return jax.tree.map(np.asarray, trainer.backend.state_dict(trainer.state))
+
+
+def assert_bitwise_equal(a, b):
+    leaves_a, tree_a = jax.tree_util.tree_flatten_with_path(a)
+    leaves_b, tree_b = jax.tree_util.tree_flatten_with_path(b)
+    assert tree_a == tree_b
+    for (path, x), (_, y) in zip(leaves_a, leaves_b):
+        assert x.dtype == y.dtype and np.array_equal(x, y), jax.tree_util.keystr(path)
+
+
+def epoch_files(log_dir) -> dict:
+    """Every metrics/<mode>_epoch_NNNN.json, timing values left out (they differ run to run)."""
+    files = {}
+    for path in sorted(Path(log_dir, "metrics").glob("*.json")):
+        values = json.loads(path.read_text())
+        files[path.name] = {k: v for k, v in values.items() if k not in TIMING_KEYS}
+    return files
+
+
+def resume_is_exact(mode, tmp_path, crash_step):
+    """A run that fails at ``crash_step`` and resumes from "last" ends bitwise where an uninterrupted one does."""
+    data = splits()
+    reference = make_trainer(mode, tmp_path / "ref", data, resume_callbacks())
+    ref_metrics = reference.train_model(data.train, data.val, data.test)
+
+    crashed = make_trainer(mode, tmp_path / "run", data, resume_callbacks(crash_step))
+    with pytest.raises(Crash):
+        crashed.train_model(data.train, data.val, data.test)
+    last = max(committed_steps(tmp_path / "run" / "checkpoints"))
+    assert 0 < last < crash_step
+    meta = json.loads((tmp_path / "run" / "checkpoints" / str(last) / "meta" / "metadata").read_text())
+    assert meta["epoch_done"] == (last % STEPS_PER_EPOCH == 0)
+
+    resumed = make_trainer(mode, tmp_path / "run", data, resume_callbacks())
+    metrics = resumed.train_model(data.train, data.val, data.test, ckpt_path="last")
+
+    assert_bitwise_equal(host_state(resumed), host_state(reference))
+    assert resumed.global_step == reference.global_step == 3 * STEPS_PER_EPOCH
+    assert metrics["test"] == ref_metrics["test"]
+    for epoch in range(meta["epoch"] + (1 if meta["epoch_done"] else 0), 4):
+        assert metrics[epoch] == ref_metrics[epoch]
+    # lr schedule position, train accumulators of the interrupted epoch, val/test metrics: all in these files
+    assert epoch_files(tmp_path / "run") == epoch_files(tmp_path / "ref")
+    for name in ("ckpt", "stop"):
+        assert _callback(resumed, name).state_dict() == _callback(reference, name).state_dict()
+    assert committed_steps(tmp_path / "run" / "checkpoints") == committed_steps(tmp_path / "ref" / "checkpoints")
+
+
+def _callback(trainer, name):
+    return trainer.callbacks[list(trainer.config.callbacks).index(name)]
+
+
+def _val_scores(log_dir) -> dict[int, dict]:
+    scores = {}
+    for path in Path(log_dir, "metrics").glob("val_epoch_*.json"):
+        values = json.loads(path.read_text())
+        scores[values["step"]] = values
+    return scores
+
+
+def _expected_top(scores: dict, key: str, mode: str, k: int) -> list[int]:
+    sign = -1 if mode == "max" else 1
+    return sorted(scores, key=lambda step: (sign * scores[step][key], step))[:k]
+
+
+def top_k_and_best_model(mode, tmp_path):
+    """Two ModelCheckpoints on one directory keep exactly their top k (max and min) plus the last; the best
+    checkpoint reloaded reproduces its logged score."""
+    data = splits()
+    callbacks = {
+        "best_acc": ModelCheckpointConfig(monitor="val/acc", mode="max", save_top_k=2, save_last=True),
+        "best_loss": ModelCheckpointConfig(monitor="val/loss", mode="min", save_top_k=1),
+    }
+    trainer = make_trainer(mode, tmp_path, data, callbacks, epochs=4)
+    trainer.train_model(data.train, data.val)
+    scores = _val_scores(tmp_path)
+    assert sorted(scores) == [STEPS_PER_EPOCH * e for e in range(1, 5)]
+    best_acc, best_loss = trainer.callbacks
+    top_acc = _expected_top(scores, "val/acc", "max", 2)
+    top_loss = _expected_top(scores, "val/loss", "min", 1)
+    assert [e["step"] for e in best_acc.best_k] == top_acc
+    assert [e["step"] for e in best_loss.best_k] == top_loss
+    assert best_acc.last_step == 4 * STEPS_PER_EPOCH
+    assert committed_steps(tmp_path / "checkpoints") == sorted(set(top_acc + top_loss + [4 * STEPS_PER_EPOCH]))
+    assert sorted(p.name for p in Path(tmp_path, "checkpoints").iterdir()) == sorted(
+        str(s) for s in set(top_acc + top_loss + [4 * STEPS_PER_EPOCH])
+    )  # nothing else left behind (no temporary or half-deleted directories)
+
+    for callback, key in ((best_acc, "val/acc"), (best_loss, "val/loss")):
+        assert callback.best_model_score == scores[int(Path(callback.best_model_path).name)][key]
+        loaded = ImgClassifierTrainer.load_from_checkpoint(callback.best_model_path, log_dir=tmp_path / "eval")
+        result = loaded.eval_model(data.val, "val", 0)
+        assert abs(result[key] - callback.best_model_score) <= 1e-6
+    assert not list(Path(tmp_path).rglob("*.pkl"))
+
+
+def monitor_typo_lists_metrics(mode, tmp_path):
+    data = splits()
+    trainer = make_trainer(mode, tmp_path, data, {"ckpt": ModelCheckpointConfig(monitor="val/accuracy")}, epochs=1)
+    with pytest.raises(ValueError, match=r"val/accuracy.*available: \['val/acc', 'val/loss'\]"):
+        trainer.train_model(data.train, data.val)
+
+
+def damaged_checkpoints_name_the_entry(mode, tmp_path):
+    data = splits()
+    callbacks = {"ckpt": ModelCheckpointConfig(save_top_k=-1, every_n_epochs=1)}
+    make_trainer(mode, tmp_path / "run", data, callbacks, epochs=2).train_model(data.train)
+    first, second = (tmp_path / "run" / "checkpoints" / str(s) for s in (STEPS_PER_EPOCH, 2 * STEPS_PER_EPOCH))
+
+    wider = make_trainer(mode, tmp_path / "wide", data, hidden=24)
+    entry = r"entry '(0/)?(l1|head)/(kernel|bias)' is float32\[(16|\d+, 16|16, 10)\] in the checkpoint but float32\[(24|\d+, 24|24, 10)\] here"
+    with pytest.raises(CheckpointError, match=rf"Checkpoint {first} does not match this model: {entry}"):
+        wider.load_model_checkpoint(first)
+    with pytest.raises(CheckpointError, match=rf"Checkpoint {first} does not match this model: {entry}"):
+        wider.train_model(data.train, ckpt_path=first)
+
+    largest = max((p for p in (second / "state").rglob("*") if p.is_file()), key=lambda p: p.stat().st_size)
+    os.truncate(largest, largest.stat().st_size // 2)  # the file holding the (largest) kernel
+    trainer = make_trainer(mode, tmp_path / "other", data)
+    with pytest.raises(CheckpointError, match=rf"Checkpoint {second} is damaged: cannot read entry '[\w/]+' of 'state'"):
+        trainer.load_model_checkpoint(second)
+
+    meta = first / "meta" / "metadata"
+    os.truncate(meta, meta.stat().st_size // 2)
+    with pytest.raises(CheckpointError, match=rf"Checkpoint {first} is damaged: cannot read its metadata \('meta'\)"):
+        trainer.load_model_checkpoint(first)
+
+
+def weights_only_checkpoints(mode, tmp_path):
+    """``save_optimizer_state: false`` checkpoints load for evaluation but refuse to resume training."""
+    data = splits()
+    callbacks = {"ckpt": ModelCheckpointConfig(save_optimizer_state=False)}
+    trainer = make_trainer(mode, tmp_path, data, callbacks, epochs=1)
+    val = trainer.train_model(data.train, data.val)[1]
+    path = tmp_path / "checkpoints" / str(STEPS_PER_EPOCH)
+    fresh = make_trainer(mode, tmp_path / "fresh", data)
+    fresh.load_model_checkpoint(path)
+    assert fresh.eval_model(data.val, "val", 1) == val
+    with pytest.raises(CheckpointError, match="weights only"):
+        make_trainer(mode, tmp_path / "fresh2", data).train_model(data.train, ckpt_path=path)
