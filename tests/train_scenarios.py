@@ -1,4 +1,5 @@
-"""Training behaviours every backend must show; tests/linen and tests/nnx run them with their mode."""
+"""Training behaviours every backend must show; tests/linen and tests/nnx import these tests and
+provide the ``mode`` fixture."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from jax_trainer.zoo.configs import CNNClassifierConfig, MLPClassifierConfig, ML
 from trainer_helpers import classifier, diabetes_splits, digits_splits, fixed_batches, trainer_config
 
 
-def digits_mlp_reaches_95(mode, tmp_path):
+def test_digits_mlp_reaches_95(mode, tmp_path):
     splits = digits_splits(batch_size=32)
     trainer = classifier(
         mode, tmp_path, model=MLPClassifierConfig(hidden_dims=[128]), optimizer=AdamWConfig(learning_rate=3e-3),
@@ -26,7 +27,7 @@ def digits_mlp_reaches_95(mode, tmp_path):
     assert saved["val/acc"] == pytest.approx(results[10]["val/acc"])
 
 
-def cnn_batchnorm_dropout(mode, tmp_path):
+def test_cnn_batchnorm_dropout(mode, tmp_path):
     splits = digits_splits(batch_size=32)
     model = CNNClassifierConfig(channels=[16, 32], dropout=0.1, batch_norm=True)
     optimizer = AdamWConfig(learning_rate=3e-3)
@@ -56,7 +57,7 @@ def _batch_stats(trainer):
     return [np.asarray(v) for p, v in leaves if any(getattr(k, "key", None) in ("mean", "var") for k in p)]
 
 
-def diabetes_regression(mode, tmp_path):
+def test_diabetes_regression(mode, tmp_path):
     splits = diabetes_splits()
     config = trainer_config(mode, tmp_path, cls=RegressionTrainerConfig, train_epochs=30)
     trainer = RegressionTrainer(
@@ -73,7 +74,7 @@ def diabetes_regression(mode, tmp_path):
     assert val["val/r2"] == pytest.approx(expected_r2, abs=1e-4)
 
 
-def debug_equals_jit(mode, tmp_path):
+def test_debug_equals_jit(mode, tmp_path):
     batches = fixed_batches(5)
     params = []
     for debug in (False, True):
@@ -92,7 +93,7 @@ class NaNAtStep3:
         return loss * jax.numpy.where(batch.target[0] == -1, jax.numpy.nan, 1.0), metrics
 
 
-def nan_loss_raises(mode, tmp_path):
+def test_nan_loss_raises(mode, tmp_path):
     class NaNTrainer(NaNAtStep3, ImgClassifierTrainer):
         pass
 
@@ -106,7 +107,7 @@ def nan_loss_raises(mode, tmp_path):
     assert (tmp_path / "train.log").exists()
 
 
-def wrong_loss_shape_raises(mode, tmp_path):
+def test_wrong_loss_shape_raises(mode, tmp_path):
     class BareScalar(ImgClassifierTrainer):
         def loss_function(self, model, batch, train=True):
             return super().loss_function(model, batch, train)[0]
