@@ -7,6 +7,7 @@ counters and ModelCheckpoint's top-k bookkeeping.
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 from dataclasses import dataclass
@@ -51,7 +52,7 @@ def splits():
     return DigitsDataset(DigitsConfig(global_batch_size=32, val_size=0.4, test_size=0.4)).build()
 
 
-def make_trainer(mode, log_dir, data, callbacks=None, epochs=3, hidden=16, **kwargs) -> TrainerModule:
+def make_trainer(mode, log_dir, data, callbacks=None, epochs=2, hidden=16, **kwargs) -> TrainerModule:
     config = ImgClassifierTrainerConfig(
         model_mode=mode,
         train_epochs=epochs,
@@ -68,7 +69,7 @@ def make_trainer(mode, log_dir, data, callbacks=None, epochs=3, hidden=16, **kwa
 def resume_callbacks(crash_step=None) -> dict:
     callbacks = {
         "ckpt": ModelCheckpointConfig(
-            monitor="val/acc", mode="max", save_top_k=2, save_last=True, every_n_train_steps=5
+            monitor="val/acc", mode="max", save_top_k=2, save_last=True, every_n_train_steps=8
         ),
         "stop": EarlyStoppingConfig(monitor="val/loss", mode="min", patience=5, min_delta=0.05),
     }
@@ -98,33 +99,36 @@ def epoch_files(log_dir) -> dict:
     return files
 
 
-def resume_is_exact(mode, tmp_path, crash_step):
-    """A run that fails at ``crash_step`` and resumes from "last" ends bitwise where an uninterrupted one does."""
+def resume_is_exact(mode, tmp_path, crash_steps):
+    """Runs failing at ``crash_steps`` and resumed from "last" end bitwise where the uninterrupted run does,
+    with the same metrics files and callback state. Checkpoints come every 8 steps and at epoch ends (11, 22):
+    a crash at step 17 resumes inside epoch 2 (from step 16), one at step 13 after epoch 1 (from step 11)."""
     data = splits()
     reference = make_trainer(mode, tmp_path / "ref", data, resume_callbacks())
     ref_metrics = reference.train_model(data.train, data.val, data.test)
+    for crash_step in crash_steps:
+        run_dir = tmp_path / f"crash_{crash_step}"
+        crashed = make_trainer(mode, run_dir, data, resume_callbacks(crash_step))
+        with pytest.raises(Crash):
+            crashed.train_model(data.train, data.val, data.test)
+        last = max(committed_steps(run_dir / "checkpoints"))
+        assert 0 < last < crash_step
+        meta = json.loads((run_dir / "checkpoints" / str(last) / "meta" / "metadata").read_text())
+        assert meta["epoch_done"] == (last % STEPS_PER_EPOCH == 0)
 
-    crashed = make_trainer(mode, tmp_path / "run", data, resume_callbacks(crash_step))
-    with pytest.raises(Crash):
-        crashed.train_model(data.train, data.val, data.test)
-    last = max(committed_steps(tmp_path / "run" / "checkpoints"))
-    assert 0 < last < crash_step
-    meta = json.loads((tmp_path / "run" / "checkpoints" / str(last) / "meta" / "metadata").read_text())
-    assert meta["epoch_done"] == (last % STEPS_PER_EPOCH == 0)
+        resumed = make_trainer(mode, run_dir, data, resume_callbacks())
+        metrics = resumed.train_model(data.train, data.val, data.test, ckpt_path="last")
 
-    resumed = make_trainer(mode, tmp_path / "run", data, resume_callbacks())
-    metrics = resumed.train_model(data.train, data.val, data.test, ckpt_path="last")
-
-    assert_bitwise_equal(host_state(resumed), host_state(reference))
-    assert resumed.global_step == reference.global_step == 3 * STEPS_PER_EPOCH
-    assert metrics["test"] == ref_metrics["test"]
-    for epoch in range(meta["epoch"] + (1 if meta["epoch_done"] else 0), 4):
-        assert metrics[epoch] == ref_metrics[epoch]
-    # lr schedule position, train accumulators of the interrupted epoch, val/test metrics: all in these files
-    assert epoch_files(tmp_path / "run") == epoch_files(tmp_path / "ref")
-    for name in ("ckpt", "stop"):
-        assert _callback(resumed, name).state_dict() == _callback(reference, name).state_dict()
-    assert committed_steps(tmp_path / "run" / "checkpoints") == committed_steps(tmp_path / "ref" / "checkpoints")
+        assert_bitwise_equal(host_state(resumed), host_state(reference))
+        assert resumed.global_step == reference.global_step == 2 * STEPS_PER_EPOCH
+        assert metrics["test"] == ref_metrics["test"]
+        for epoch in range(meta["epoch"] + (1 if meta["epoch_done"] else 0), 3):
+            assert metrics[epoch] == ref_metrics[epoch]
+        # lr schedule position, train accumulators of the interrupted epoch, val/test metrics: all in these files
+        assert epoch_files(run_dir) == epoch_files(tmp_path / "ref")
+        for name in ("ckpt", "stop"):
+            assert _callback(resumed, name).state_dict() == _callback(reference, name).state_dict()
+        assert committed_steps(run_dir / "checkpoints") == committed_steps(tmp_path / "ref" / "checkpoints")
 
 
 def _callback(trainer, name):
@@ -152,19 +156,19 @@ def top_k_and_best_model(mode, tmp_path):
         "best_acc": ModelCheckpointConfig(monitor="val/acc", mode="max", save_top_k=2, save_last=True),
         "best_loss": ModelCheckpointConfig(monitor="val/loss", mode="min", save_top_k=1),
     }
-    trainer = make_trainer(mode, tmp_path, data, callbacks, epochs=4)
+    trainer = make_trainer(mode, tmp_path, data, callbacks, epochs=3)
     trainer.train_model(data.train, data.val)
     scores = _val_scores(tmp_path)
-    assert sorted(scores) == [STEPS_PER_EPOCH * e for e in range(1, 5)]
+    assert sorted(scores) == [STEPS_PER_EPOCH * e for e in range(1, 4)]
     best_acc, best_loss = trainer.callbacks
     top_acc = _expected_top(scores, "val/acc", "max", 2)
     top_loss = _expected_top(scores, "val/loss", "min", 1)
     assert [e["step"] for e in best_acc.best_k] == top_acc
     assert [e["step"] for e in best_loss.best_k] == top_loss
-    assert best_acc.last_step == 4 * STEPS_PER_EPOCH
-    assert committed_steps(tmp_path / "checkpoints") == sorted(set(top_acc + top_loss + [4 * STEPS_PER_EPOCH]))
+    assert best_acc.last_step == 3 * STEPS_PER_EPOCH
+    assert committed_steps(tmp_path / "checkpoints") == sorted(set(top_acc + top_loss + [3 * STEPS_PER_EPOCH]))
     assert sorted(p.name for p in Path(tmp_path, "checkpoints").iterdir()) == sorted(
-        str(s) for s in set(top_acc + top_loss + [4 * STEPS_PER_EPOCH])
+        str(s) for s in set(top_acc + top_loss + [3 * STEPS_PER_EPOCH])
     )  # nothing else left behind (no temporary or half-deleted directories)
 
     for callback, key in ((best_acc, "val/acc"), (best_loss, "val/loss")):
@@ -189,7 +193,8 @@ def damaged_checkpoints_name_the_entry(mode, tmp_path):
     first, second = (tmp_path / "run" / "checkpoints" / str(s) for s in (STEPS_PER_EPOCH, 2 * STEPS_PER_EPOCH))
 
     wider = make_trainer(mode, tmp_path / "wide", data, hidden=24)
-    entry = r"entry '(0/)?(l1|head)/(kernel|bias)' is float32\[(16|\d+, 16|16, 10)\] in the checkpoint but float32\[(24|\d+, 24|24, 10)\] here"
+    entry = r"entry '(0/|params/)?(l1|head)/(kernel|bias)' is float32\[(16|\d+, 16|16, 10)\] in the checkpoint "
+    entry += r"but float32\[(24|\d+, 24|24, 10)\] here"
     with pytest.raises(CheckpointError, match=rf"Checkpoint {first} does not match this model: {entry}"):
         wider.load_model_checkpoint(first)
     with pytest.raises(CheckpointError, match=rf"Checkpoint {first} does not match this model: {entry}"):
@@ -198,8 +203,10 @@ def damaged_checkpoints_name_the_entry(mode, tmp_path):
     largest = max((p for p in (second / "state").rglob("*") if p.is_file()), key=lambda p: p.stat().st_size)
     os.truncate(largest, largest.stat().st_size // 2)  # the file holding the (largest) kernel
     trainer = make_trainer(mode, tmp_path / "other", data)
-    with pytest.raises(CheckpointError, match=rf"Checkpoint {second} is damaged: cannot read entry '[\w/]+' of 'state'"):
+    damaged = rf"Checkpoint {second} is damaged: cannot read entry '[\w/]+' of 'state'"
+    with pytest.raises(CheckpointError, match=damaged):
         trainer.load_model_checkpoint(second)
+    gc.collect()  # orbax's abandoned read coroutines report here (filtered by the caller), not in a later test
 
     meta = first / "meta" / "metadata"
     os.truncate(meta, meta.stat().st_size // 2)

@@ -12,6 +12,7 @@ median of the per-round ratios.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import dataclasses
 import functools
@@ -22,6 +23,7 @@ import platform
 import queue
 import resource
 import statistics
+import sys
 import tempfile
 import threading
 import time
@@ -30,31 +32,24 @@ from typing import Any
 import jax
 import optax
 
+from jax_trainer.callbacks import ModelCheckpointConfig
 from jax_trainer.callbacks.base import Callback, CallbackConfig
 from jax_trainer.config import Config, load_config, parse
 from jax_trainer.datasets.interfaces import DatasetInterface
 from jax_trainer.optimizer import build_optimizer
+from jax_trainer.trainer import checkpointing
 from jax_trainer.trainer.config import TrainerInterface
 from jax_trainer.trainer.tasks import ImgClassifierTrainerConfig
 
 DISPATCH = 16
+COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
 REFERENCE = "raw_linen"
-VARIANTS = (
-    "raw_linen",
-    "raw_nnx",
-    "trainer_linen",
-    "trainer_nnx",
-    f"trainer_linen_dispatch{DISPATCH}",
-    f"trainer_nnx_dispatch{DISPATCH}",
-)
+VARIANTS = ("raw_linen", "raw_nnx", "trainer_linen", "trainer_nnx")
+VARIANTS += (f"trainer_linen_dispatch{DISPATCH}", f"trainer_nnx_dispatch{DISPATCH}")
 # MLP 64→256→256→10 on scikit-learn's digits, batch 64, AdamW: the workload of the README's table.
 MLP_DIGITS = {
     "seed": 42,
-    "trainer": {
-        "class_name": "ImgClassifierTrainer",
-        "enable_progress_bar": True,
-        "logger": {"log_steps_every": 50},
-    },
+    "trainer": {"class_name": "ImgClassifierTrainer", "enable_progress_bar": True, "logger": {"log_steps_every": 50}},
     "model": {"class_name": "MLPClassifier", "hidden_dims": [256, 256], "num_classes": 10},
     "optimizer": {"class_name": "AdamW", "learning_rate": 1.0e-3},
     "dataset": {"class_name": "DigitsDataset", "global_batch_size": 64, "val_size": 0.15, "split_seed": 0},
@@ -197,22 +192,32 @@ class _Stop(Exception):
     """Ends a paced training run early (the bench was interrupted)."""
 
 
-class TrainerLoop:
-    """``train_model`` on a thread, advanced a requested number of epochs at a time by a pacing callback."""
+class _WaitForSaves(Callback):
+    """Makes checkpointing synchronous: each epoch waits until the previous epoch's save is on disk."""
 
-    def __init__(self, config: Config, mode: str, dispatch: int, total_epochs: int):
+    def on_training_epoch_start(self, epoch_idx: int) -> None:
+        checkpointing.checkpoint_store(self.trainer).wait()
+
+
+class TrainerLoop:
+    """``train_model`` on a thread, advanced a requested number of epochs at a time by a pacing callback.
+
+    ``checkpoint``: None, or "async"/"sync" to save a checkpoint (``ModelCheckpoint``, ``save_last``) every epoch.
+    """
+
+    def __init__(self, config: Config, mode: str, dispatch: int, total_epochs: int, checkpoint: str | None = None):
         self._tmp = tempfile.TemporaryDirectory(prefix="jax_trainer_bench_")
         logger = dataclasses.replace(config.trainer.logger, log_dir=self._tmp.name)
+        callbacks = {"ModelCheckpoint": ModelCheckpointConfig(save_last=True)} if checkpoint else {}
         trainer_config = dataclasses.replace(
-            config.trainer, model_mode=mode, steps_per_dispatch=dispatch, callbacks={}, logger=logger
+            config.trainer, model_mode=mode, steps_per_dispatch=dispatch, callbacks=callbacks, logger=logger
         )
         loader = config.dataset.instantiate(DatasetInterface).build().train
         self.trainer = trainer_config.instantiate(
-            TrainerInterface,
-            model_config=config.model,
-            optimizer_config=config.optimizer,
-            exmp_input=next(iter(loader)),
+            TrainerInterface, model_config=config.model, optimizer_config=config.optimizer, exmp_input=next(iter(loader))
         )
+        if checkpoint == "sync":
+            self.trainer.callbacks.append(_WaitForSaves(CallbackConfig(), self.trainer))
         self._pacer = _Pacer(self.trainer)
         self.trainer.callbacks.append(self._pacer)
         self._thread = threading.Thread(target=self._train, args=(loader, total_epochs), daemon=True)
@@ -242,13 +247,22 @@ class TrainerLoop:
 
 # ----------------------------------------------------------------------------------------- the comparison
 def make_loop(config: Config, variant: str, total_epochs: int):
-    """The loop of ``variant`` (one of VARIANTS), built and ready to run ``total_epochs`` epochs."""
-    kind, mode, *dispatch = variant.split("_")
+    """The loop of ``variant``, built and ready to run ``total_epochs`` epochs: ``raw_<mode>`` or
+    ``trainer_<mode>`` with optional ``_dispatch<K>`` and ``_ckpt-async``/``_ckpt-sync`` (see ``TrainerLoop``)."""
+    kind, mode, *options = variant.split("_")
     if kind == "raw":
-        steps_per_epoch = len(config.dataset.instantiate(DatasetInterface).build().train)
-        return RawLoop(config, mode, total_epochs * steps_per_epoch)
-    k = int(dispatch[0].removeprefix("dispatch")) if dispatch else 1
-    return TrainerLoop(config, mode, k, total_epochs)
+        return RawLoop(config, mode, total_epochs * steps_per_epoch(config))
+    dispatch = [int(o.removeprefix("dispatch")) for o in options if o.startswith("dispatch")]
+    checkpoint = [o.removeprefix("ckpt-") for o in options if o.startswith("ckpt-")]
+    return TrainerLoop(config, mode, dispatch[0] if dispatch else 1, total_epochs, checkpoint[0] if checkpoint else None)
+
+
+def checkpoint_cost(config: Config, mode: str = "linen", steps: int = 500, rounds: int = 3) -> dict[str, float]:
+    """Milliseconds a checkpoint every epoch adds to an epoch, with orbax's async save and waiting for it."""
+    base = f"trainer_{mode}"
+    results = compare(config, steps, rounds, variants=(base, f"{base}_ckpt-async", f"{base}_ckpt-sync"))
+    epoch_ms = {v: 1000 * steps_per_epoch(config) / results[v] for v in results if v.startswith(base)}
+    return {f"{kind}_ms_per_epoch": epoch_ms[f"{base}_ckpt-{kind}"] - epoch_ms[base] for kind in ("async", "sync")}
 
 
 def compare(
@@ -259,15 +273,13 @@ def compare(
     Returns ``{variant: steps_per_sec, ..., "ratios": {variant: median per-round ratio to raw_linen},
     "first_epoch_s": {variant: seconds of the warm-up epoch, compile included}}``.
     """
-    steps_per_epoch = len(config.dataset.instantiate(DatasetInterface).build().train)
-    epochs_per_round = max(1, math.ceil(steps / rounds / steps_per_epoch))
+    epochs_per_round = max(1, math.ceil(steps / rounds / steps_per_epoch(config)))
     total_epochs = 1 + rounds * epochs_per_round
     loops: dict[str, Any] = {}
     rates: dict[str, list[float]] = {v: [] for v in variants}
     first: dict[str, float] = {}
-    stderr = open(os.devnull, "w") if quiet else None  # the trainers' progress bars draw there
-    try:
-        with contextlib.redirect_stderr(stderr) if quiet else contextlib.nullcontext():
+    with open(os.devnull, "w", encoding="utf-8") as sink, contextlib.redirect_stderr(sink if quiet else sys.stderr):
+        try:  # (the trainers' progress bars draw to stderr)
             for variant in variants:
                 start = time.perf_counter()
                 loops[variant] = make_loop(config, variant, total_epochs)
@@ -277,19 +289,34 @@ def compare(
                 for variant in variants:
                     n, seconds = loops[variant].run_epochs(epochs_per_round)
                     rates[variant].append(n / seconds)
-    finally:
-        for loop in loops.values():
-            loop.close()
-        if stderr is not None:
-            stderr.close()
+        finally:
+            for loop in loops.values():
+                loop.close()
     results: dict[str, Any] = {v: statistics.median(r) for v, r in rates.items()}
-    reference = rates.get(REFERENCE)
-    if reference:
-        results["ratios"] = {
-            v: statistics.median(a / b for a, b in zip(r, reference)) for v, r in rates.items()
-        }
+    if REFERENCE in rates:
+        results["ratios"] = {v: statistics.median(a / b for a, b in zip(r, rates[REFERENCE])) for v, r in rates.items()}
     results["first_epoch_s"] = first
     return results
+
+
+def steps_per_epoch(config: Config) -> int:
+    return len(config.dataset.instantiate(DatasetInterface).build().train)
+
+
+@contextlib.contextmanager
+def count_compilations():
+    """Backend compilations inside the block, counted by function name (``"jit(train_step)"``)."""
+    counts: collections.Counter = collections.Counter()
+
+    def listener(event: str, duration: float, **kwargs) -> None:
+        if event == COMPILE_EVENT:
+            counts[kwargs.get("fun_name", "?")] += 1
+
+    jax.monitoring.register_event_duration_secs_listener(listener)
+    try:
+        yield counts
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listener)
 
 
 def time_to_first_step(config: Config, variant: str) -> float:
@@ -344,10 +371,9 @@ def format_table(results: dict[str, Any], describe: str) -> str:
 
 
 def describe(config: Config, steps: int, rounds: int) -> str:
-    loader = config.dataset.instantiate(DatasetInterface).build().train
     return (
         f"{config.model.class_name} on {config.dataset.class_name}, batch {config.dataset.global_batch_size}, "
-        f"{len(loader)} steps/epoch, {config.optimizer.class_name}; >= {steps} timed steps per variant in "
+        f"{steps_per_epoch(config)} steps/epoch, {config.optimizer.class_name}; >= {steps} timed steps per variant in "
         f"{rounds} interleaved rounds (medians), warm-up epoch excluded"
     )
 

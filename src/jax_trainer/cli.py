@@ -72,6 +72,18 @@ def _bench(args) -> int:
     return 0
 
 
+def _migrate_arguments(parser: argparse.ArgumentParser) -> None:
+    from jax_trainer.migrate import command
+
+    command.add_arguments(parser)
+
+
+def _migrate(args) -> int:
+    from jax_trainer.migrate import command
+
+    return command.run(args)
+
+
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {
     "fit": ("train from a YAML config", lambda p: _add_config_arguments(p, ckpt_required=False), _fit),
     "validate": (
@@ -85,6 +97,7 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callab
         _evaluate("test"),
     ),
     "bench": ("steps/s of the trainer (linen, nnx) against hand-written jax.jit loops", _bench_arguments, _bench),
+    "migrate": ("convert a linen run's checkpoint for an nnx model, check parity", _migrate_arguments, _migrate),
 }
 
 

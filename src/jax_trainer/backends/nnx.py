@@ -5,10 +5,6 @@ whose graph traversal on every call costs about half the throughput of a small m
 Train and eval differ only in static attributes (Dropout's ``deterministic``, BatchNorm's
 ``use_running_average``): training uses the graphdef of (model, optimizer) in train mode, eval and
 inference the graphdef of the model alone in eval mode, over the model part of the same state.
-
-The train state the loop carries is the flat list of the state's arrays: ``jax.jit`` flattens a list in C++,
-while an ``nnx.State`` of Variable nodes costs a Python callback per variable on every call, in and out (about
-a tenth of a small model's step). The methods below take either form and return the form they were given.
 """
 
 from __future__ import annotations
@@ -42,15 +38,10 @@ class NNXBackend(Backend):
         model.train()
         self._train_graphdef, state = nnx.split((model, optimizer))
         model.eval()
-        leaves, self._train_treedef = jax.tree.flatten(state)
-        return leaves
+        return state
 
-    def _tree(self, state) -> nnx.State:
-        """A flat train state (a list) as its ``nnx.State``; an ``nnx.State`` unchanged."""
-        return jax.tree.unflatten(self._train_treedef, state) if isinstance(state, list) else state
-
-    def train_step(self, state: list, batch, **loss_kwargs):
-        model, optimizer = nnx.merge(self._train_graphdef, self._tree(state))
+    def train_step(self, state: nnx.State, batch, **loss_kwargs):
+        model, optimizer = nnx.merge(self._train_graphdef, state)
 
         def loss_fn(model):
             out = self.trainer.loss_function(model, batch, train=True, **loss_kwargs)
@@ -58,7 +49,7 @@ class NNXBackend(Backend):
 
         (loss, metrics), grads = nnx.value_and_grad(loss_fn, has_aux=True)(model)
         optimizer.update(model, grads)
-        return jax.tree.leaves(nnx.state((model, optimizer))), loss, metrics, grads
+        return nnx.state((model, optimizer)), loss, metrics, grads
 
     def eval_step(self, state: nnx.State, batch, **loss_kwargs):
         """``state`` is a model state (see :meth:`model_state`)."""
@@ -66,28 +57,26 @@ class NNXBackend(Backend):
         out = self.trainer.loss_function(model, batch, train=False, **loss_kwargs)
         return check_loss_output(out, "loss_function", "(loss, metrics)", _is_nnx_loss_output)
 
-    def opt_state(self, state):
-        return self._tree(state)[1]["opt_state"]
+    def opt_state(self, state: nnx.State):
+        return state[1]["opt_state"]
 
-    def params(self, state):
-        state = self._tree(state)
+    def params(self, state: nnx.State):
         model_state = state[0] if 0 in state else state
         return model_state.filter(nnx.Param)
 
-    def model_state(self, state) -> nnx.State:
-        return self._tree(state)[0]
+    def model_state(self, state: nnx.State) -> nnx.State:
+        return state[0]
 
-    def state_dict(self, state) -> dict:
-        pure = nnx.to_pure_dict(self._tree(state))
+    def state_dict(self, state: nnx.State) -> dict:
+        pure = nnx.to_pure_dict(state)
         return jax.tree.map(lambda x: jax.random.key_data(x) if _is_key(x) else x, pure)
 
-    def load_state_dict(self, state, tree: dict):
-        flat, state = isinstance(state, list), self._tree(state)
+    def load_state_dict(self, state: nnx.State, tree: dict) -> nnx.State:
         template = nnx.to_pure_dict(state)
         values = jax.tree.map(lambda t, v: jax.random.wrap_key_data(v) if _is_key(t) else v, template, tree)
         new_state = jax.tree.map(lambda x: x, state)
         nnx.replace_by_pure_dict(new_state, values)
-        return jax.tree.leaves(new_state) if flat else new_state
+        return new_state
 
     def bind(self, model_state: nnx.State) -> Callable[[Any], Any]:
         graphdef = self._model_eval_graphdef

@@ -132,7 +132,7 @@ class ModelCheckpoint(Callback):
 
     def on_training_end(self) -> None:
         if self.config.monitor and not self._scored and self.config.save_top_k != 0:
-            LOGGER.warning("ModelCheckpoint: %r was never computed, so no best checkpoint was kept.", self.config.monitor)
+            LOGGER.warning("ModelCheckpoint: %r was never computed; no best checkpoint was kept.", self.config.monitor)
 
     def finalize(self, status: str) -> None:
         finish_saves(self.trainer)

@@ -5,7 +5,7 @@ import logging
 import math
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import jax
 import numpy as np
@@ -47,6 +47,8 @@ class Logger:
         self.last_step: int | None = None
         self._finalized = False
         self._text_handler = None
+        self._metrics_dir: Path | None = None
+        self._pending: list[Callable[[], None]] = []
         self.tools: list[ToolLoggerInterface] = []
         if not self.is_main_process:
             return
@@ -65,6 +67,23 @@ class Logger:
     def _check_open(self) -> None:
         if self._finalized:
             raise RuntimeError("Logger was finalized; create a new one to log again.")
+        self.write_pending()
+
+    def defer(self, write: Callable[[], None]) -> None:
+        """Run ``write`` (logging calls) at the next ``write_pending()``, or first thing in any later call that
+        writes or reads this log, so the order of writes is kept.
+
+        The trainer defers its epoch-end writes until the next step is dispatched: the device was drained to
+        fetch the epoch's metrics, and file and tool I/O done before that dispatch would leave it idle.
+        """
+        self._pending.append(write)
+
+    def write_pending(self) -> None:
+        """Run the deferred writes, oldest first (a no-op when there are none)."""
+        while self._pending:
+            pending, self._pending = self._pending, []
+            for write in pending:
+                write()
 
     def log_hparams(self, config: dict[str, Any], metrics: dict[str, float] | None = None) -> None:
         """Record the resolved config (TensorBoard hparams plugin, W&B config, CSV tool's hparams.json)."""
@@ -85,6 +104,7 @@ class Logger:
 
     def log_epoch_metrics(self, metrics: dict[str, Any], epoch: int, mode: str | LogMode, step: int) -> None:
         """Scalars to every tool and ``metrics/<mode>_epoch_NNNN.json`` with the metrics, "epoch" and "step"."""
+        self._check_open()
         mode = mode.name.lower() if isinstance(mode, LogMode) else mode
         if mode not in _EPOCH_MODES:
             raise ValueError(f"Epoch metrics mode must be one of {_EPOCH_MODES}, got {mode!r}.")
@@ -96,11 +116,13 @@ class Logger:
         self._seen(step)
         if not self.is_main_process:
             return
-        folder = self.log_dir / "metrics"
-        folder.mkdir(exist_ok=True)
-        path = folder / f"{mode}_epoch_{epoch:04d}.json"
+        if self._metrics_dir is None:  # created once: mkdir(exist_ok=True) costs a failing system call each time
+            self._metrics_dir = self.log_dir / "metrics"
+            self._metrics_dir.mkdir(exist_ok=True)
+        path = self._metrics_dir / f"{mode}_epoch_{epoch:04d}.json"
         tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps({**values, "epoch": epoch, "step": step}, indent=2, allow_nan=True))
+        # One line: json's C encoder only serves indent=None, and this runs after every epoch.
+        tmp.write_text(json.dumps({**values, "epoch": epoch, "step": step}, allow_nan=True))
         os.replace(tmp, path)
 
     def log_image(self, key: str, image, step: int) -> None:
@@ -126,6 +148,7 @@ class Logger:
 
     def flush(self) -> None:
         """Push everything written so far to disk."""
+        self.write_pending()
         for tool in self.tools:
             tool.flush()
         if self._text_handler is not None:
@@ -137,9 +160,14 @@ class Logger:
             raise ValueError(f"status must be one of {_STATUSES}, got {status!r}.")
         if self._finalized:
             return
+        errors = []
+        try:
+            self.write_pending()
+        except Exception as err:  # pylint: disable=broad-except  # the tools must still be closed
+            errors.append(err)
+            LOGGER.exception("Writing deferred metrics failed.")
         self._finalized = True
         LOGGER.info("Run in %s finished: %s.", self.log_dir, status)
-        errors = []
         for tool in self.tools:
             try:
                 tool.close(status)
@@ -152,7 +180,9 @@ class Logger:
             raise errors[0]
 
     def state_dict(self) -> dict[str, Any]:
-        """What a resumed run needs to continue this log: the last step written (JSON-able)."""
+        """What a resumed run needs to continue this log: the last step written (JSON-able). Deferred writes
+        are done first, so a checkpoint recording this state never outlives the files it counts on."""
+        self.write_pending()
         return {"last_step": self.last_step}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:

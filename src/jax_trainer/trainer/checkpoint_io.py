@@ -13,7 +13,7 @@ checkpoint's metadata, so a mismatch names the checkpoint and the entry instead 
 
 from __future__ import annotations
 
-import logging
+import contextlib
 import os
 import re
 import shutil
@@ -24,7 +24,6 @@ from typing import Any
 import jax
 import numpy as np
 
-LOGGER = logging.getLogger("jax_trainer")
 CHECKPOINT_DIR = "checkpoints"
 STATE, LOOP, META = "state", "loop", "meta"
 TRASH_SUFFIX = ".deleting"
@@ -72,7 +71,7 @@ def resolve(ckpt_path: str | Path, log_dir: str | Path | None) -> Path | None:
             return folder / str(steps[-1])
     if path.name.isdigit() and path.with_name(path.name + ".orbax-checkpoint-tmp").is_dir():
         raise CheckpointError(f"Checkpoint {path} was never completed (its save was interrupted).")
-    raise CheckpointError(f"No checkpoint found at {path} (expected a checkpoints/<step> directory or a run directory).")
+    raise CheckpointError(f"No checkpoint at {path}: expected a checkpoints/<step> directory or a run directory.")
 
 
 # ----------------------------------------------------------------------------- tree conversion
@@ -132,7 +131,7 @@ class CheckpointStore:
 
     def __init__(self, directory: str | Path, read_only: bool = False):
         ocp = _ocp()
-        self.directory = Path(directory)
+        self.directory = Path(directory).absolute()  # orbax wants absolute paths
         delay = float(os.environ.get(SAVE_DELAY_ENV, 0) or 0)
         options = ocp.CheckpointManagerOptions(  # orbax's own read_only mode only adds warnings: readers never save
             create=not read_only,
@@ -213,21 +212,27 @@ def _delayed_rename_class(delay: float):
 
 
 # ----------------------------------------------------------------------------- reading
-def _reader(path: Path) -> tuple[CheckpointStore, int]:
+@contextlib.contextmanager
+def _reading(path: Path):
+    """(store, step) of the checkpoint directory ``path``, closed after use."""
     if not (path.name.isdigit() and path.is_dir()):
         raise CheckpointError(f"Checkpoint {path} does not exist.")
     store = CheckpointStore(path.parent, read_only=True)
-    if int(path.name) not in store.manager.all_steps():
-        raise CheckpointError(f"Checkpoint {path} is incomplete (its save never finished).")
-    return store, int(path.name)
+    try:
+        if int(path.name) not in store.manager.all_steps():
+            raise CheckpointError(f"Checkpoint {path} is incomplete (its save never finished).")
+        yield store, int(path.name)
+    finally:
+        store.manager.close()
 
 
 def read_meta(path: Path) -> dict:
-    store, step = _reader(path)
-    try:
-        meta = store.manager.restore(step, args=_ocp().args.Composite(**{META: _ocp().args.JsonRestore()}))[META]
-    except Exception as err:  # orbax raises many types; the message says which file is bad
-        raise CheckpointError(f"Checkpoint {path} is damaged: cannot read its metadata ('{META}'): {_short(err)}") from err
+    with _reading(path) as (store, step):
+        try:
+            meta = store.manager.restore(step, args=_ocp().args.Composite(**{META: _ocp().args.JsonRestore()}))[META]
+        except Exception as err:  # orbax raises many types; the message says which file is bad
+            message = f"Checkpoint {path} is damaged: cannot read its metadata ('{META}'): {_short(err)}"
+            raise CheckpointError(message) from err
     if not isinstance(meta, dict) or "backend" not in meta:
         raise CheckpointError(f"Checkpoint {path} has no jax_trainer metadata; was it written by jax_trainer?")
     return meta
@@ -247,24 +252,25 @@ def restore_tree(path: Path, item: str, template, subset: bool = False):
     ``subset``: the template may be one part of what is stored (the model inside a full train state);
     that part is found either at the top level or under one top-level key.
     """
-    store, step = _reader(path)
-    stored = _stored_layout(store, step, item, path)
-    wanted = flatten(template)
-    prefix = _find_prefix(stored, wanted) if subset else ()
-    _check_layout(path, stored, {prefix + k: v for k, v in wanted.items()}, _scope(stored, wanted, prefix, subset))
-    targets = {k: jax.ShapeDtypeStruct(tuple(m.shape), m.dtype) for k, m in stored.items()}
-    for key, leaf in wanted.items():
-        targets[prefix + key] = _ocp().utils.to_shape_dtype_struct(leaf)
-    restored = _restore(store, step, item, nest(targets), path)
-    return from_storage(template, {k[len(prefix) :]: v for k, v in flatten(restored).items() if k[: len(prefix)] == prefix})
+    with _reading(path) as (store, step):
+        stored = _stored_layout(store, step, item, path)
+        wanted = flatten(template)
+        prefix = _find_prefix(stored, wanted) if subset else ()
+        _check_layout(path, stored, {prefix + k: v for k, v in wanted.items()}, _scope(stored, wanted, prefix, subset))
+        targets = {k: jax.ShapeDtypeStruct(tuple(m.shape), m.dtype) for k, m in stored.items()}
+        for key, leaf in wanted.items():
+            targets[prefix + key] = _ocp().utils.to_shape_dtype_struct(leaf)
+        restored = _restore(store, step, item, nest(targets), path)
+    ours = {k[len(prefix) :]: v for k, v in flatten(restored).items() if k[: len(prefix)] == prefix}
+    return from_storage(template, ours)
 
 
 def restore_raw(path: Path, item: str) -> dict[tuple[str, ...], Any]:
     """Read ``item`` as stored (host arrays), keyed like :func:`flatten`."""
-    store, step = _reader(path)
-    stored = _stored_layout(store, step, item, path)
-    targets = nest({k: jax.ShapeDtypeStruct(tuple(m.shape), m.dtype) for k, m in stored.items()})
-    return flatten(_restore(store, step, item, targets, path))
+    with _reading(path) as (store, step):
+        stored = _stored_layout(store, step, item, path)
+        targets = nest({k: jax.ShapeDtypeStruct(tuple(m.shape), m.dtype) for k, m in stored.items()})
+        return flatten(_restore(store, step, item, targets, path))
 
 
 def _restore(store: CheckpointStore, step: int, item: str, targets: dict, path: Path):
@@ -278,7 +284,7 @@ def _restore(store: CheckpointStore, step: int, item: str, targets: dict, path: 
 def _damaged(path: Path, item: str, err: Exception) -> CheckpointError:
     """The error for an unreadable item, naming the array entry when tensorstore's message gives it."""
     text = str(err)
-    found = re.search(r'Error reading "([^"/]+)/', text) or re.search(r'"path":"([^"/]+)/"', text)
+    found = re.search(r'Error reading "([^"/]+)/', text) or re.search(r"""['"]path['"]:\s*['"]([^'"/]+)/['"]""", text)
     where = f"entry '{found.group(1).replace('.', '/')}' of '{item}'" if found else f"'{item}'"
     return CheckpointError(f"Checkpoint {path} is damaged: cannot read {where}: {_short(err)}")
 
@@ -312,14 +318,16 @@ def _check_layout(path: Path, stored: dict, wanted: dict, scope: list) -> None:
         if extra:
             parts.append(f"the checkpoint has {_listing(extra)} which this model lacks")
         raise CheckpointError(f"Checkpoint {path} does not match this model: {'; '.join(parts)}.")
-    for key, leaf in wanted.items():
+    wrong = []
+    for key, leaf in sorted(wanted.items(), key=lambda item: (len(item[0]), item[0])):  # parameters before moments
         meta = stored[key]
         shape, dtype = tuple(np.shape(leaf)), np.dtype(leaf.dtype)
         if tuple(meta.shape) != shape or np.dtype(meta.dtype) != dtype:
-            raise CheckpointError(
-                f"Checkpoint {path} does not match this model: entry '{_name(key)}' is "
-                f"{np.dtype(meta.dtype).name}{list(meta.shape)} in the checkpoint but {dtype.name}{list(shape)} here."
-            )
+            theirs, ours = f"{np.dtype(meta.dtype).name}{list(meta.shape)}", f"{dtype.name}{list(shape)}"
+            wrong.append(f"entry '{_name(key)}' is {theirs} in the checkpoint but {ours} here")
+    if wrong:
+        more = f" (and {len(wrong) - 3} more)" if len(wrong) > 3 else ""
+        raise CheckpointError(f"Checkpoint {path} does not match this model: {'; '.join(wrong[:3])}{more}.")
 
 
 def _listing(keys: list, limit: int = 5) -> str:

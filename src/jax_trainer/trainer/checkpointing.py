@@ -48,7 +48,7 @@ _DISTRIBUTIONS = ("jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "jax_tra
 
 @dataclasses.dataclass
 class EpochPosition:
-    """Inside an epoch: ``batch`` batches trained; ``acc`` as (path, value) pairs; ``concats`` as the loop keeps them."""
+    """Inside an epoch: ``batch`` batches trained, ``acc`` as (path, value) pairs, ``concats`` as the loop has them."""
 
     epoch: int
     batch: int
@@ -121,7 +121,7 @@ def capture(trainer, position: EpochPosition | None, with_optimizer: bool) -> tu
         "callbacks": _callback_states(trainer),
         "logger": _jsonable("the logger", trainer.logger.state_dict()),
         "config_hash": config_hash(trainer.full_config),
-        "versions": _versions(),
+        "versions": library_versions(),
     }
     loop = None
     if position is not None:
@@ -130,7 +130,8 @@ def capture(trainer, position: EpochPosition | None, with_optimizer: bool) -> tu
         if position.concats:
             meta["concats"] = [[n, list(values)] for n, values in position.concats]
             loop["concat"] = {
-                str(i): {str(j): v for j, v in enumerate(values.values())} for i, (_, values) in enumerate(position.concats)
+                str(i): {str(j): v for j, v in enumerate(values.values())}
+                for i, (_, values) in enumerate(position.concats)
             }
     return backend.state_dict(state), meta, loop
 
@@ -197,7 +198,7 @@ def restore_run_state(trainer, ckpt_path) -> int:
     trainer.should_stop = meta["should_stop"]
     _load_callback_states(trainer, meta["callbacks"], path)
     trainer.logger.load_state_dict(meta["logger"])
-    _drop_newer_checkpoints(trainer, path, meta["step"])
+    _tidy_checkpoints(trainer, path, meta["step"])
     LOGGER.info("Resumed from %s (epoch %d, step %d).", path, meta["epoch"], meta["step"])
     if meta["epoch_done"]:
         return meta["epoch"] + 1
@@ -225,7 +226,7 @@ def load_model_weights(trainer, ckpt_path) -> Path:
     _check_compatible(trainer, meta, path)
     template = trainer.model_state
     tree = restore_tree(path, STATE, trainer.backend.state_dict(template), subset=meta["has_optimizer"])
-    trainer._model_state = trainer.backend.load_state_dict(template, tree)
+    trainer._model_state = trainer.data_parallel.replicate(trainer.backend.load_state_dict(template, tree))
     trainer.state = None
     trainer.global_step, trainer.current_epoch = meta["step"], meta["epoch"]
     return path
@@ -238,9 +239,10 @@ def load_trainer(cls, path, log_dir: str | Path | None = None):
     callbacks and no logging tools; its metric files go to ``log_dir`` (default ``<run>/eval``) so the
     run's own files stay untouched.
     """
-    from jax_trainer.config import parse, to_dict  # pylint: disable=import-outside-toplevel  (config imports trainer)
-    from jax_trainer.rundir import EXAMPLE_FILE, load_example_batch, read_config_dict  # pylint: disable=import-outside-toplevel
-    from jax_trainer.trainer.config import TrainerInterface  # pylint: disable=import-outside-toplevel
+    # pylint: disable=import-outside-toplevel  (jax_trainer.config imports this package)
+    from jax_trainer.config import parse, to_dict
+    from jax_trainer.rundir import EXAMPLE_FILE, load_example_batch, read_config_dict
+    from jax_trainer.trainer.config import TrainerInterface
 
     ckpt = resolve(path, None)
     run_dir = ckpt.parent.parent
@@ -268,7 +270,7 @@ def config_hash(full_config: dict | None) -> str | None:
     return hashlib.sha256(json.dumps(full_config, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def _versions() -> dict[str, str]:
+def library_versions() -> dict[str, str]:
     found = {}
     for dist in _DISTRIBUTIONS:
         try:
@@ -308,7 +310,7 @@ def _load_callback_states(trainer, states: dict, path: Path) -> None:
 
 def _check_compatible(trainer, meta: dict, path: Path) -> None:
     if meta.get("format", 0) > FORMAT_VERSION:
-        raise CheckpointError(f"Checkpoint {path} has format {meta['format']}; this jax_trainer reads up to {FORMAT_VERSION}.")
+        raise CheckpointError(f"Checkpoint {path} has format {meta['format']}; this version reads {FORMAT_VERSION}.")
     if meta["backend"] != trainer.backend.name:
         raise CheckpointError(
             f"Checkpoint {path} was written by the {meta['backend']} backend but this trainer runs "
@@ -339,14 +341,17 @@ def _restored_accumulators(fresh: dict, resume: EpochPosition) -> dict:
     return from_storage(fresh, values)
 
 
-def _drop_newer_checkpoints(trainer, path: Path, step: int) -> None:
-    """Checkpoints after the restored one belong to the abandoned continuation of this run."""
+def _tidy_checkpoints(trainer, path: Path, step: int) -> None:
+    """Bring the run's own checkpoint directory to what the uninterrupted run had at ``step``: steps after it
+    belong to the abandoned continuation, and older ones no saver keeps were due for deletion at the kill."""
     own = checkpoint_dir(trainer.log_dir)
     if path.parent.resolve() != own.resolve():
         return
-    newer = [s for s in committed_steps(own) if s > step]
-    if newer:
-        LOGGER.info("Removing checkpoints %s of %s written after step %d by the interrupted run.", newer, own, step)
+    savers = [cb for cb in trainer.callbacks if hasattr(cb, "kept_steps")]
+    kept = set().union(*(s.kept_steps() for s in savers)) | {step}
+    stale = [s for s in committed_steps(own) if s > step or (savers and s not in kept)]
+    if stale:
+        LOGGER.info("Removing checkpoints %s of %s left by the interrupted run.", stale, own)
         store = checkpoint_store(trainer)
-        for old in newer:
+        for old in stale:
             store.remove(old)

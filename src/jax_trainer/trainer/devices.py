@@ -10,7 +10,7 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-# A compiled identity copies host arrays to the device in jit's C++ dispatch path: for a small batch about ten
+# A compiled identity copies host arrays to the device in jit's C++ dispatch path: for a small batch several
 # times cheaper than ``jax.device_put``'s Python path, a cost the loop pays on every step.
 _to_default_device = jax.jit(lambda batch: batch)
 
@@ -20,6 +20,9 @@ class DataParallel:
         if mesh is None and jax.device_count() > 1:
             mesh = Mesh(np.array(jax.devices()), ("data",))
         self.mesh = mesh
+        # On CPU device memory is host memory: the compiled step takes numpy batches as they are, and a copy
+        # ahead of use would only add a dispatch per step.
+        self._host_is_device = mesh is None and jax.default_backend() == "cpu"
 
     @property
     def num_shards(self) -> int:
@@ -32,6 +35,8 @@ class DataParallel:
 
     def put_batch(self, batch, stacked: bool = False):
         """Device copy of a batch; ``stacked`` batches carry a leading steps axis before the batch axis."""
+        if self._host_is_device:
+            return batch
         if self.mesh is None:
             return _to_default_device(batch)
         axis = 1 if stacked else 0

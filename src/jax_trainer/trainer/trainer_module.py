@@ -30,6 +30,7 @@ from jax_trainer.trainer import checkpointing
 from jax_trainer.trainer import steps as S
 from jax_trainer.trainer.config import TrainerConfig, TrainerInterface
 from jax_trainer.trainer.devices import DataParallel
+from jax_trainer.trainer.flat import FlatState, carry_leaves, first_arg_leaves
 from jax_trainer.trainer.prefetch import prefetch_to_device
 
 LOGGER = logging.getLogger("jax_trainer")
@@ -93,6 +94,15 @@ class TrainerModule(TrainerInterface):
 
     # ----------------------------------------------------------------- state
     @property
+    def state(self):
+        """The backend's train state (None before ``init_optimizer``); the loop carries its leaves (see flat.py)."""
+        return self._flat_state.tree
+
+    @state.setter
+    def state(self, value) -> None:
+        self._flat_state = FlatState(value)
+
+    @property
     def model_state(self):
         return self.backend.model_state(self.state) if self.state is not None else self._model_state
 
@@ -130,6 +140,7 @@ class TrainerModule(TrainerInterface):
                 if val_loader is not None and epoch_idx % self.config.check_val_every_n_epoch == 0:
                     all_metrics[epoch_idx] = self.eval_model(val_loader, "val", epoch_idx)
                 checkpointing.save_point(self)  # the epoch is complete: write the checkpoints callbacks asked for
+            self._close_epoch_bar()
             if test_loader is not None:
                 all_metrics["test"] = self.test_model(test_loader, self.current_epoch)
             self._run_callbacks("on_training_end")
@@ -163,7 +174,9 @@ class TrainerModule(TrainerInterface):
             if self.save_requests:  # a save asked for at the previous step: now every callback has seen it
                 checkpointing.save_point(self, progress.position(acc, concats))
             step_fn = self._compiled["train_multi"] if n_steps > 1 else self._compiled["train"]
-            (self.state, acc), concat = step_fn((self.state, acc), batch)
+            (leaves, acc), concat = step_fn((self._flat_state.leaves, acc), batch)
+            self._flat_state.set_leaves(leaves)
+            self.logger.write_pending()  # the previous phase's epoch report, now that the device has work
             if concat:
                 concats.append((n_steps, concat))
             self.global_step += n_steps
@@ -185,14 +198,16 @@ class TrainerModule(TrainerInterface):
         """Evaluate on ``loader``; ``mode`` is ``"val"`` or ``"test"``. Returns the scalar metrics."""
         hook = HOOK_NAMES[mode]
         self._run_callbacks(f"on_{hook}_epoch_start", epoch_idx)
-        acc, concats, model_state = None, [], self.model_state
+        acc, concats = None, []
+        model_leaves, model_treedef = jax.tree.flatten(self.model_state)
         bar = ProgressBar(_len_or_none(loader), f"{mode.capitalize()} {epoch_idx}", self.config.enable_progress_bar)
         for _, batch in self._device_groups(iter(loader), dispatch=1):
             if acc is None:
                 inputs = policy_values(self.value_policies, epoch_idx)
-                self._build_eval_step(batch, inputs)
+                self._build_eval_step(batch, inputs, model_treedef)
                 acc = self._compiled["eval_init"](0, inputs)
-            acc, concat = self._compiled["eval"](model_state, acc, batch)
+            acc, concat = self._compiled["eval"](model_leaves, acc, batch)
+            self.logger.write_pending()
             if concat:
                 concats.append((1, concat))
             bar.update(1)
@@ -223,7 +238,8 @@ class TrainerModule(TrainerInterface):
 
     # ----------------------------------------------------------------- helpers
     def _build_train_steps(self, first_group) -> None:
-        if "train" in self._compiled:
+        treedef = self._flat_state.treedef
+        if "train" in self._compiled and self._compiled["train_treedef"] in (treedef,):  # `in`: identity first
             return
         n_steps, batch = first_group
         one = jax.tree.map(lambda x: x[0], batch) if n_steps > 1 else batch
@@ -236,18 +252,22 @@ class TrainerModule(TrainerInterface):
         self._train_acc = S.Accumulators(specs, windowed=True, track_nonfinite=self.config.detect_nans)
         self._step_extras = StepExtras(self.callbacks)
         step = S.make_train_step(self.backend, self._train_acc, lr, self.config.log_grad_norm, self._step_extras.update)
+        step = carry_leaves(step, treedef)
         self._compiled["train"] = self._jit(step, donate_argnums=(0,))
         self._compiled["train_multi"] = self._jit(S.scan_steps(step), donate_argnums=(0,))
+        self._compiled["train_treedef"] = treedef
         self._compile_accumulators("train", self._train_acc)
         self._compiled["take_window"] = self._jit(self._train_acc.take_window)
 
-    def _build_eval_step(self, batch, inputs: dict) -> None:
-        if "eval" in self._compiled:
+    def _build_eval_step(self, batch, inputs: dict, treedef) -> None:
+        if "eval" in self._compiled and self._compiled["eval_treedef"] == treedef:
             return
         values = functools.partial(S.eval_values, self.backend)
         specs = S.discover_specs(values, self.model_state, batch, inputs)
         self._eval_acc = S.Accumulators(specs, windowed=False, track_nonfinite=self.config.detect_nans)
-        self._compiled["eval"] = self._jit(S.make_eval_step(self.backend, self._eval_acc), donate_argnums=(1,))
+        eval_step = first_arg_leaves(S.make_eval_step(self.backend, self._eval_acc), treedef)
+        self._compiled["eval"] = self._jit(eval_step, donate_argnums=(1,))
+        self._compiled["eval_treedef"] = treedef
         self._compile_accumulators("eval", self._eval_acc)
 
     def _compile_accumulators(self, phase: str, accumulators: S.Accumulators) -> None:
@@ -277,18 +297,29 @@ class TrainerModule(TrainerInterface):
         return prefetch_to_device(groups, size=2, put=self.data_parallel.put_batch)
 
     def _log_window(self, acc: dict, window: "_Window", epoch_idx: int, bar: ProgressBar) -> dict:
-        samples = acc["samples"]
+        """Log the window's metrics; returns ``acc`` with a fresh window. The values are read once the next step
+        is dispatched (``Logger.defer``), when they are ready and the device has work: reading them here would
+        drain it. With ``detect_nans`` the log point syncs anyway, to stop at a non-finite value, so they are
+        read and written at once."""
+        samples, step = acc["samples"], self.global_step
         results, acc = self._compiled["take_window"](acc)
-        results, samples = jax.device_get((results, samples))
-        self._check_nonfinite(acc, epoch_idx)
-        scalars = self.derive_metrics({k: float(v) for k, v in results.items()})
-        now = time.perf_counter()
-        n_steps = max(1, self.global_step - window.start_step)
-        scalars["train/step_time"] = (now - window.start_time) / n_steps
-        scalars["train/samples_per_sec"] = int(samples) / (now - window.start_time)
-        window.start_step, window.start_time = self.global_step, now
-        self.logger.log_scalars(scalars, self.global_step)
-        bar.set_postfix(loss=scalars.get("train/loss"))
+
+        def write() -> None:
+            host, n_samples = jax.device_get((results, samples))
+            scalars = self.derive_metrics({k: float(v) for k, v in host.items()})
+            now = time.perf_counter()
+            n_steps = max(1, step - window.start_step)
+            scalars["train/step_time"] = (now - window.start_time) / n_steps
+            scalars["train/samples_per_sec"] = int(n_samples) / (now - window.start_time)
+            window.start_step, window.start_time = step, now
+            self.logger.log_scalars(scalars, step)
+            bar.set_postfix(loss=scalars.get("train/loss"))
+
+        if self.config.detect_nans:
+            self._check_nonfinite(acc, epoch_idx)
+            write()
+        else:
+            self.logger.defer(write)
         return acc
 
     def _fetch_epoch(self, accumulators, acc, mode: str, epoch_idx: int, concats: list) -> dict:
@@ -312,12 +343,18 @@ class TrainerModule(TrainerInterface):
     def _write_epoch_metrics(self, metrics: dict, mode: str, epoch_idx: int) -> None:
         """Epoch scalars to the tools, the JSON file and train.log. Train epoch values are written as
         ``<key>_epoch`` (``train/loss_epoch``) so they never share a tag with the step series at the same
-        step; ``train/epoch_time`` only exists per epoch and keeps its name. Callbacks get the plain keys."""
+        step; ``train/epoch_time`` only exists per epoch and keeps its name. Callbacks get the plain keys.
+        Written once the next step is dispatched (see ``Logger.defer``), or by any logger call before that."""
         scalars = {k: v for k, v in metrics.items() if isinstance(v, float)}
         if mode == "train":
             scalars = {k if k == "train/epoch_time" else f"{k}_epoch": v for k, v in scalars.items()}
-        self.logger.log_epoch_metrics(scalars, epoch_idx, mode, self.global_step)
-        LOGGER.info("Epoch %d %s: %s", epoch_idx, mode, ", ".join(f"{k}={v:.5g}" for k, v in sorted(scalars.items())))
+        step, text = self.global_step, ", ".join(f"{k}={v:.5g}" for k, v in sorted(scalars.items()))
+
+        def write() -> None:
+            self.logger.log_epoch_metrics(scalars, epoch_idx, mode, step)
+            LOGGER.info("Epoch %d %s: %s", epoch_idx, mode, text)
+
+        self.logger.defer(write)
 
     def _check_nonfinite(self, acc: dict, epoch_idx: int) -> None:
         if "nonfinite" not in acc:
@@ -345,10 +382,13 @@ class TrainerModule(TrainerInterface):
             self._train_bar.reset(total, desc)
         return self._train_bar
 
-    def _finalize(self, status: str) -> None:
+    def _close_epoch_bar(self) -> None:
         if self._train_bar is not None:
             self._train_bar.close()
             self._train_bar = None
+
+    def _finalize(self, status: str) -> None:
+        self._close_epoch_bar()
         errors = []
         for callback in self.callbacks:
             try:

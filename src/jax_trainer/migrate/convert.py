@@ -1,0 +1,248 @@
+"""Turn a linen run's checkpoint into an nnx run directory for an nnx port of the model.
+
+The new run directory gets the linen run's config with ``model_mode: nnx`` (and the nnx model config, if
+given), its example input, and one checkpoint at the same step: parameters and batch statistics matched
+by path (``zoo.convert.linen_to_nnx_state``), and unless ``weights_only`` the optimizer state, whose
+per-parameter entries (Adam moments, ...) follow the same path mapping. The run state of the linen
+checkpoint (epoch, data position, metric accumulators, callback and logger state) is carried over, so
+``jax-trainer fit <out>/config.yaml --ckpt-path last`` continues training under nnx.
+
+Paths are compared as ``/``-joined strings. Zoo models and ports that keep the linen submodule names
+match as they are; for the rest a rename-rule file maps linen paths first: a YAML mapping (or list of
+pairs) ``regex: replacement``, applied in order with ``re.sub`` to every parameter and batch-stat path.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+from flax import nnx
+
+from jax_trainer.config import parse, read_yaml
+from jax_trainer.migrate.parity import parity_report
+from jax_trainer.run import build_trainer
+from jax_trainer.rundir import EXAMPLE_FILE, load_example_batch, read_config_dict
+from jax_trainer.trainer.checkpoint_io import (
+    LOOP,
+    STATE,
+    CheckpointStore,
+    checkpoint_dir,
+    flatten,
+    from_storage,
+    nest,
+    read_meta,
+    resolve,
+    restore_raw,
+)
+from jax_trainer.trainer.checkpointing import config_hash, library_versions
+from jax_trainer.zoo.base import BaseModelLinen, BaseModelNNX
+from jax_trainer.zoo.convert import linen_to_nnx_state
+
+Rules = list[tuple[re.Pattern, str]]
+_COLLECTIONS = {"params": ("params",), "batch_stats": ("mutable_variables", "batch_stats")}
+_RULES_HINT = "; map the names with a rename-rule file (--rules)"
+
+
+class MigrationError(ValueError):
+    """The linen checkpoint cannot be mapped onto the nnx model; the message names the entries."""
+
+
+@dataclass
+class Migration:
+    out_dir: Path
+    source: Path
+    checkpoint: Path
+    optimizer_converted: bool
+    parity: dict
+
+    def report(self) -> dict:
+        return {
+            "source": str(self.source),
+            "checkpoint": str(self.checkpoint),
+            "optimizer_state": self.optimizer_converted,
+            "parity": self.parity,
+        }
+
+
+def load_rules(path: str | Path | None) -> Rules:
+    """Rename rules from YAML: ``{regex: replacement}`` or ``[[regex, replacement], ...]``."""
+    if path is None:
+        return []
+    data = yaml.safe_load(Path(path).read_text()) or {}
+    pairs = data.items() if isinstance(data, dict) else data
+    try:
+        return [(re.compile(str(pattern)), str(replacement)) for pattern, replacement in pairs]
+    except (ValueError, TypeError, re.error) as err:
+        raise MigrationError(f"Rename rules {path}: expected regex -> replacement pairs ({err}).") from err
+
+
+def rename(path: str, rules: Rules) -> str:
+    for pattern, replacement in rules:
+        path = pattern.sub(replacement, path)
+    return path
+
+
+def migrate_run(
+    linen_run: str | Path,
+    out_dir: str | Path,
+    model: dict | None = None,
+    rules: Rules | None = None,
+    ckpt_path: str = "last",
+    weights_only: bool = False,
+    tolerance: float = 1e-5,
+) -> Migration:
+    """Convert ``ckpt_path`` of ``linen_run`` (a run directory or a checkpoint) into ``out_dir``; ``model`` is
+    what :func:`read_model_config` returns (default: the linen run's model config)."""
+    rules, out_dir = rules or [], Path(out_dir)
+    source = resolve(linen_run if ckpt_path == "last" else ckpt_path, None)
+    meta = read_meta(source)
+    if meta["backend"] != "linen":
+        raise MigrationError(f"Checkpoint {source} was written by the {meta['backend']} backend, not linen.")
+    run_dir = source.parent.parent
+    linen_config = parse(read_config_dict(run_dir))
+    config = parse(_nnx_config_dict(read_config_dict(run_dir), out_dir, model))
+    exmp = load_example_batch(run_dir / EXAMPLE_FILE)
+    trainer = build_trainer(config, exmp)
+    status = "failed"
+    try:
+        stored = restore_raw(source, STATE)
+        linen_vars = {name: _collection(stored, prefix) for name, prefix in _COLLECTIONS.items()}
+        renamed, param_map = _renamed(linen_vars, rules)
+        inputs = trainer.batch_to_input(exmp)
+        nnx_model = _convert_model(trainer, config, renamed, inputs, source, hint="" if rules else _RULES_HINT)
+        backend = trainer.backend
+        with_optimizer = meta["has_optimizer"] and not weights_only
+        if with_optimizer:
+            _convert_optimizer(trainer, stored, param_map, source)
+        state = trainer.state if with_optimizer else trainer.model_state
+        out_meta = {
+            **meta,
+            "backend": backend.name,
+            "has_optimizer": with_optimizer,
+            "config_hash": config_hash(trainer.full_config),
+            "versions": library_versions(),
+            "migrated_from": str(source),
+        }
+        loop = nest(restore_raw(source, LOOP)) if with_optimizer and not meta["epoch_done"] else None
+        store = CheckpointStore(checkpoint_dir(out_dir))
+        store.save(meta["step"], backend.state_dict(state), out_meta, loop)
+        store.close()
+        linen_module = linen_config.model.instantiate(BaseModelLinen)
+        linen_variables = {k: v for k, v in linen_vars.items() if v}
+        parity = parity_report(linen_module, linen_variables, nnx_model, inputs, tolerance)
+        status = "success"
+    finally:
+        trainer.logger.finalize(status)
+    checkpoint = checkpoint_dir(out_dir) / str(meta["step"])
+    (out_dir / "parity.json").write_text(json.dumps(parity, indent=2))
+    return Migration(out_dir, source, checkpoint, with_optimizer, parity)
+
+
+def read_model_config(path: str | Path) -> dict:
+    """The nnx model from YAML: ``{"model": {...}, "imports": [...]}`` (``imports`` optional, for the
+    modules registering the model), or the model block alone."""
+    data = read_yaml(path)
+    if "model" not in data:
+        return {"model": data}
+    unknown = set(data) - {"model", "imports"}
+    if unknown:
+        raise MigrationError(f"{path}: unexpected keys {sorted(unknown)}; expected `model:` and optional `imports:`.")
+    return data
+
+
+def _nnx_config_dict(linen_dict: dict, out_dir: Path, model: dict | None) -> dict:
+    data = copy.deepcopy(linen_dict)
+    data["trainer"]["model_mode"] = "nnx"
+    data["trainer"].setdefault("logger", {})["log_dir"] = str(out_dir)
+    if model is not None:
+        data["model"] = copy.deepcopy(model["model"])
+        imports = list(data.get("imports") or [])
+        data["imports"] = imports + [m for m in model.get("imports") or [] if m not in imports]
+    return data
+
+
+def _convert_model(trainer, config, renamed: dict, inputs, source: Path, hint: str) -> nnx.Module:
+    """Put the (renamed) linen variables into the trainer's nnx model state; returns that model.
+
+    The model is traced abstractly (nothing computed) only to learn which entries are parameters and
+    batch statistics; everything else (rng state) keeps the trainer's initial values.
+    """
+    seed = config.trainer.seed
+    abstract = nnx.eval_shape(lambda: config.model.instantiate(BaseModelNNX, rngs=nnx.Rngs(seed), exmp_input=inputs))
+    try:
+        linen_to_nnx_state(renamed, abstract)
+    except (KeyError, ValueError) as err:
+        raise MigrationError(f"Checkpoint {source} does not fit the nnx model: {err.args[0]}{hint}.") from err
+    backend = trainer.backend
+    converted = flatten(nnx.to_pure_dict(nnx.state(abstract, nnx.Any(nnx.Param, nnx.BatchStat))))
+    current = flatten(backend.state_dict(trainer.model_state))
+    tree = from_storage(backend.state_dict(trainer.model_state), {**current, **converted})
+    trainer._model_state = backend.load_state_dict(trainer.model_state, tree)
+    return nnx.merge(nnx.graphdef(abstract), trainer.model_state)
+
+
+def _collection(stored: dict, prefix: tuple[str, ...]) -> dict:
+    return nest({k[len(prefix) :]: v for k, v in stored.items() if k[: len(prefix)] == prefix})
+
+
+def _renamed(linen_vars: dict, rules: Rules) -> tuple[dict, dict]:
+    """The linen variables under their nnx names, and nnx → linen for every parameter path."""
+    renamed, param_map = {}, {}
+    for name, tree in linen_vars.items():
+        flat = {}
+        for key, value in flatten(tree).items():
+            new = tuple(rename("/".join(key), rules).split("/"))
+            if new in flat:
+                raise MigrationError(f"Rename rules map two {name} entries onto '{'/'.join(new)}'.")
+            flat[new] = value
+            if name == "params":
+                param_map[new] = key
+        renamed[name] = nest(flat)
+    return renamed, param_map
+
+
+def _convert_optimizer(trainer, stored: dict, param_map: dict, source: Path) -> None:
+    """Fill the nnx optimizer state (``1/...`` of the train state) from the linen ``opt_state``.
+
+    Entries ending in a parameter path (moments) follow the parameter's renaming; the others (counts,
+    hyperparameters) keep their path. The model part was already converted.
+    """
+    # The schedule length only shapes values, never the state's structure; it is rebuilt when training resumes.
+    trainer.init_optimizer(1, 2**30)
+    template = trainer.backend.state_dict(trainer.state)
+    values = {}
+    for key, leaf in flatten(template).items():
+        if key[0] == "0":
+            values[key] = leaf
+            continue
+        if key == ("1", "step"):
+            linen_key = ("step",)
+        elif key[:2] == ("1", "opt_state"):
+            linen_key = ("opt_state", *_linen_suffix(key[2:], param_map))
+        else:
+            raise MigrationError(f"nnx train state entry '{'/'.join(key)}' has no linen counterpart (--weights-only?).")
+        if linen_key not in stored:
+            raise MigrationError(
+                f"Checkpoint {source}: optimizer entry '{'/'.join(linen_key)}' (for nnx '{'/'.join(key)}') is missing; "
+                "was the optimizer config changed? Use --weights-only to convert the weights alone."
+            )
+        value = stored[linen_key]
+        if value.shape != leaf.shape:
+            raise MigrationError(
+                f"Checkpoint {source}: optimizer entry '{'/'.join(linen_key)}' has shape {value.shape}, "
+                f"nnx '{'/'.join(key)}' expects {leaf.shape}."
+            )
+        values[key] = value.astype(leaf.dtype)
+    trainer.state = trainer.backend.load_state_dict(trainer.state, from_storage(template, values))
+
+
+def _linen_suffix(path: tuple[str, ...], param_map: dict) -> tuple[str, ...]:
+    for i in range(len(path)):
+        if path[i:] in param_map:
+            return path[:i] + param_map[path[i:]]
+    return path

@@ -1,0 +1,99 @@
+"""The step loop's contracts, shared by tests/linen and tests/nnx: steps compile once, and K steps per
+dispatch (a lax.scan) train exactly as K single steps."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import jax
+import numpy as np
+
+from jax_trainer.bench import count_compilations
+from jax_trainer.callbacks.base import Callback, CallbackConfig
+from jax_trainer.zoo.configs import MLPClassifierConfig
+from trainer_helpers import classifier, fixed_batches
+
+
+class CompileSnapshots(Callback):
+    """Total compilations so far, at every epoch start."""
+
+    def __init__(self, counts):
+        super().__init__(CallbackConfig())
+        self.counts, self.totals = counts, []
+
+    def on_training_epoch_start(self, epoch_idx: int) -> None:
+        self.totals.append(sum(self.counts.values()))
+
+
+def steps_compile_once(mode, tmp_path):
+    """Fixed-shape data: one train and one eval compilation per run; after the first epoch (and its validation)
+    nothing compiles at all, not even the small helpers (accumulator init, results)."""
+    train, val = fixed_batches(6, batch_size=16), fixed_batches(3, batch_size=16)
+    trainer = classifier(mode, tmp_path, train_epochs=3, log_steps_every=4)
+    with count_compilations() as counts:
+        snapshots = CompileSnapshots(counts)
+        trainer.callbacks.append(snapshots)
+        trainer.train_model(train, val, test_loader=val)
+    assert counts["jit(train_step)"] == 1, counts
+    assert counts["jit(eval_step)"] == 1, counts
+    assert counts["jit(train_steps_scanned)"] == 0, counts
+    assert snapshots.totals[1] == snapshots.totals[2] == sum(counts.values()), (snapshots.totals, counts)
+
+
+def dispatch_compiles_once_per_shape(mode, tmp_path):
+    """K=4 over 10 batches: two scanned dispatches and two single steps per epoch, each compiled once."""
+    trainer = classifier(mode, tmp_path, train_epochs=2, steps_per_dispatch=4)
+    with count_compilations() as counts:
+        trainer.train_model(fixed_batches(10, batch_size=16))
+    assert counts["jit(train_steps_scanned)"] == 1, counts
+    assert counts["jit(train_step)"] == 1, counts
+    assert trainer.global_step == 20
+
+
+def _train(mode, log_dir, k: int, batches):
+    model = MLPClassifierConfig(hidden_dims=[32], dropout=0.2)  # dropout: the rng stream must match as well
+    trainer = classifier(mode, log_dir, model=model, train_epochs=2, steps_per_dispatch=k, log_steps_every=8)
+    trainer.train_model(batches)
+    params = [np.asarray(p) for p in jax.tree.leaves(trainer.backend.params(trainer.state))]
+    state = [np.asarray(x) for x in jax.tree.leaves(trainer.backend.state_dict(trainer.state))]
+    epoch_2 = json.loads((log_dir / "metrics" / "train_epoch_0002.json").read_text())
+    return params, state, epoch_2
+
+
+def dispatch_matches_single_steps(mode, tmp_path):
+    """steps_per_dispatch=16 against 1 on the same 36 batches per epoch (two scans of 16 and 4 single steps):
+    bitwise-equal parameters, optimizer state and rng, and equal epoch metrics."""
+    batches = fixed_batches(36, batch_size=16)
+    params_1, state_1, metrics_1 = _train(mode, tmp_path / "k1", 1, batches)
+    params_16, state_16, metrics_16 = _train(mode, tmp_path / "k16", 16, batches)
+    assert len(params_1) == len(params_16) > 0
+    for a, b in zip(params_1, params_16):
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(state_1, state_16):
+        np.testing.assert_array_equal(a, b)
+    for key in ("train/loss_epoch", "train/acc_epoch"):
+        assert metrics_16[key] == metrics_1[key], key
+
+
+CACHE_SCRIPT = """
+import sys
+from trainer_helpers import classifier, fixed_batches
+trainer = classifier(sys.argv[1], sys.argv[2], train_epochs=1, compilation_cache_dir=sys.argv[3])
+trainer.train_model(fixed_batches(2, batch_size=16))
+"""
+
+
+def compilation_cache_is_used(mode, tmp_path):
+    """trainer.compilation_cache_dir reaches jax: the compiled steps land there. A fresh process, since jax reads
+    the setting at its first compilation; the minimum compile time is lowered so that small steps count."""
+    cache = tmp_path / "cache"
+    env = {**os.environ, "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0"}
+    tests = Path(__file__).parent
+    subprocess.run(
+        [sys.executable, "-c", CACHE_SCRIPT, mode, str(tmp_path / "run"), str(cache)], env=env, cwd=tests, check=True
+    )
+    assert cache.is_dir() and any(cache.iterdir())
