@@ -1,5 +1,5 @@
-"""The step loop's contracts, shared by tests/linen and tests/nnx: steps compile once, and K steps per
-dispatch (a lax.scan) train exactly as K single steps."""
+"""The step loop's contracts, run by tests/linen and tests/nnx (``mode`` fixture): steps compile once, and K
+steps per dispatch (a lax.scan) train exactly as K single steps."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ class CompileSnapshots(Callback):
         self.totals.append(sum(self.counts.values()))
 
 
-def steps_compile_once(mode, tmp_path):
+def test_steps_compile_once(mode, tmp_path):
     """Fixed-shape data: one train and one eval compilation per run; after the first epoch (and its validation)
     nothing compiles at all, not even the small helpers (accumulator init, results)."""
     train, val = fixed_batches(6, batch_size=16), fixed_batches(3, batch_size=16)
@@ -44,7 +44,7 @@ def steps_compile_once(mode, tmp_path):
     assert snapshots.totals[1] == snapshots.totals[2] == sum(counts.values()), (snapshots.totals, counts)
 
 
-def dispatch_compiles_once_per_shape(mode, tmp_path):
+def test_dispatch_compiles_once_per_shape(mode, tmp_path):
     """K=4 over 10 batches: two scanned dispatches and two single steps per epoch, each compiled once."""
     trainer = classifier(mode, tmp_path, train_epochs=2, steps_per_dispatch=4)
     with count_compilations() as counts:
@@ -64,7 +64,7 @@ def _train(mode, log_dir, k: int, batches):
     return params, state, epoch_2
 
 
-def dispatch_matches_single_steps(mode, tmp_path):
+def test_dispatch_matches_single_steps(mode, tmp_path):
     """steps_per_dispatch=16 against 1 on the same 36 batches per epoch (two scans of 16 and 4 single steps):
     bitwise-equal parameters, optimizer state and rng, and equal epoch metrics."""
     batches = fixed_batches(36, batch_size=16)

@@ -213,8 +213,9 @@ class TrainerLoop:
             config.trainer, model_mode=mode, steps_per_dispatch=dispatch, callbacks=callbacks, logger=logger
         )
         loader = config.dataset.instantiate(DatasetInterface).build().train
+        exmp = next(iter(loader))
         self.trainer = trainer_config.instantiate(
-            TrainerInterface, model_config=config.model, optimizer_config=config.optimizer, exmp_input=next(iter(loader))
+            TrainerInterface, model_config=config.model, optimizer_config=config.optimizer, exmp_input=exmp
         )
         if checkpoint == "sync":
             self.trainer.callbacks.append(_WaitForSaves(CallbackConfig(), self.trainer))
@@ -252,9 +253,9 @@ def make_loop(config: Config, variant: str, total_epochs: int):
     kind, mode, *options = variant.split("_")
     if kind == "raw":
         return RawLoop(config, mode, total_epochs * steps_per_epoch(config))
-    dispatch = [int(o.removeprefix("dispatch")) for o in options if o.startswith("dispatch")]
-    checkpoint = [o.removeprefix("ckpt-") for o in options if o.startswith("ckpt-")]
-    return TrainerLoop(config, mode, dispatch[0] if dispatch else 1, total_epochs, checkpoint[0] if checkpoint else None)
+    dispatch = next((int(o.removeprefix("dispatch")) for o in options if o.startswith("dispatch")), 1)
+    checkpoint = next((o.removeprefix("ckpt-") for o in options if o.startswith("ckpt-")), None)
+    return TrainerLoop(config, mode, dispatch, total_epochs, checkpoint)
 
 
 def checkpoint_cost(config: Config, mode: str = "linen", steps: int = 500, rounds: int = 3) -> dict[str, float]:
@@ -266,7 +267,7 @@ def checkpoint_cost(config: Config, mode: str = "linen", steps: int = 500, round
 
 
 def compare(
-    config: Config, steps: int = 2000, rounds: int = 5, variants: tuple[str, ...] = VARIANTS, quiet: bool = True
+    config: Config, steps: int = 4000, rounds: int = 8, variants: tuple[str, ...] = VARIANTS, quiet: bool = True
 ) -> dict[str, Any]:
     """Steps/s of each variant after a warm-up epoch: at least ``steps`` timed steps in ``rounds`` rounds.
 
@@ -354,7 +355,10 @@ def machine_info() -> dict[str, Any]:
 
 
 def peak_host_memory_mib() -> float:
-    """Peak resident memory of this process so far (Linux reports KiB, macOS bytes)."""
+    """Peak resident memory of this process: Linux's VmHWM (getrusage's ru_maxrss survives exec, so a child would
+    report its parent's peak), else ru_maxrss (bytes on macOS)."""
+    with contextlib.suppress(OSError, StopIteration), open("/proc/self/status", encoding="utf-8") as status:
+        return next(int(line.split()[1]) / 1024 for line in status if line.startswith("VmHWM:"))
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / (1024 * 1024 if platform.system() == "Darwin" else 1024)
 
@@ -379,7 +383,7 @@ def describe(config: Config, steps: int, rounds: int) -> str:
 
 
 def run_cli(
-    config_path: str | None, overrides=(), steps: int = 2000, rounds: int = 5, json_path: str | None = None
+    config_path: str | None, overrides=(), steps: int = 4000, rounds: int = 8, json_path: str | None = None
 ) -> dict[str, Any]:
     """``jax-trainer bench``: print the table; ``json_path`` also gets steps/s per variant and the machine."""
     if steps < 1 or rounds < 1:

@@ -28,8 +28,7 @@ def test_quick_bench_writes_every_variant(tmp_path, capsys):
 
 def test_bench_refuses_a_non_classification_config(tmp_path, capsys):
     config = tmp_path / "regression.yaml"
-    config.write_text(
-        yaml.safe_dump({**TINY, "trainer": {"class_name": "RegressionTrainer"}, "dataset": {"class_name": "DiabetesDataset"}})
-    )
+    regression = {**TINY, "trainer": {"class_name": "RegressionTrainer"}, "dataset": {"class_name": "DiabetesDataset"}}
+    config.write_text(yaml.safe_dump(regression))
     assert cli.main(["bench", str(config), "--steps", "4"]) == 2
     assert "ImgClassifierTrainer" in capsys.readouterr().err

@@ -1,17 +1,3 @@
-"""Step-loop contracts (compile counts, steps_per_dispatch) under the nnx backend."""
+"""Step-loop contracts under the nnx backend (scenarios in tests/loop_scenarios.py)."""
 
-import loop_scenarios as sc
-
-MODE = "nnx"
-
-
-def test_steps_compile_once(tmp_path):
-    sc.steps_compile_once(MODE, tmp_path)
-
-
-def test_dispatch_compiles_once_per_shape(tmp_path):
-    sc.dispatch_compiles_once_per_shape(MODE, tmp_path)
-
-
-def test_dispatch_matches_single_steps(tmp_path):
-    sc.dispatch_matches_single_steps(MODE, tmp_path)
+from loop_scenarios import *  # noqa: F401,F403

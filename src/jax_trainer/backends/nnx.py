@@ -62,7 +62,7 @@ class NNXBackend(Backend):
 
     def params(self, state: nnx.State):
         model_state = state[0] if 0 in state else state
-        return model_state.filter(nnx.Param)
+        return nnx.filter_state(model_state, nnx.Param)
 
     def model_state(self, state: nnx.State) -> nnx.State:
         return state[0]

@@ -64,7 +64,8 @@ class Logger:
     def _seen(self, step: int) -> None:
         self.last_step = step if self.last_step is None else max(self.last_step, step)
 
-    def _check_open(self) -> None:
+    def _before_write(self) -> None:
+        """Refuse writes after ``finalize``; run deferred writes first, so that writes keep their order."""
         if self._finalized:
             raise RuntimeError("Logger was finalized; create a new one to log again.")
         self.write_pending()
@@ -73,8 +74,9 @@ class Logger:
         """Run ``write`` (logging calls) at the next ``write_pending()``, or first thing in any later call that
         writes or reads this log, so the order of writes is kept.
 
-        The trainer defers its epoch-end writes until the next step is dispatched: the device was drained to
-        fetch the epoch's metrics, and file and tool I/O done before that dispatch would leave it idle.
+        The trainer defers its epoch reports and step-window logs until the next step is dispatched: at an epoch
+        end the device was just drained to fetch the metrics, and file and tool I/O done before the next dispatch
+        would leave it idle; a window's values, read after that dispatch, are ready without draining it.
         """
         self._pending.append(write)
 
@@ -87,14 +89,14 @@ class Logger:
 
     def log_hparams(self, config: dict[str, Any], metrics: dict[str, float] | None = None) -> None:
         """Record the resolved config (TensorBoard hparams plugin, W&B config, CSV tool's hparams.json)."""
-        self._check_open()
+        self._before_write()
         metrics = None if metrics is None else {k: as_float(k, v) for k, v in metrics.items()}
         for tool in self.tools:
             tool.log_hparams(config, metrics)
 
     def log_scalars(self, metrics: dict[str, Any], step: int) -> None:
         """Write scalars to every tool at ``step``; a non-scalar value raises naming its key (NaN passes)."""
-        self._check_open()
+        self._before_write()
         values = {key: as_float(key, value) for key, value in metrics.items()}
         if not values:
             return
@@ -104,7 +106,7 @@ class Logger:
 
     def log_epoch_metrics(self, metrics: dict[str, Any], epoch: int, mode: str | LogMode, step: int) -> None:
         """Scalars to every tool and ``metrics/<mode>_epoch_NNNN.json`` with the metrics, "epoch" and "step"."""
-        self._check_open()
+        self._before_write()
         mode = mode.name.lower() if isinstance(mode, LogMode) else mode
         if mode not in _EPOCH_MODES:
             raise ValueError(f"Epoch metrics mode must be one of {_EPOCH_MODES}, got {mode!r}.")
@@ -127,7 +129,7 @@ class Logger:
 
     def log_image(self, key: str, image, step: int) -> None:
         """Write an (H, W, C) image, uint8 or float in [0, 1], to every tool."""
-        self._check_open()
+        self._before_write()
         array = as_uint8_image(key, image)
         self._seen(step)
         for tool in self.tools:
@@ -191,7 +193,7 @@ class Logger:
         TensorBoard gets a restart marker, the CSV rows and epoch JSON files past that step are removed. Call it
         only when training resumes into the same ``log_dir``, not when merely evaluating a checkpoint.
         """
-        self._check_open()
+        self._before_write()
         self.last_step = state["last_step"]
         if not self.is_main_process:
             return

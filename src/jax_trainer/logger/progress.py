@@ -50,7 +50,7 @@ class ProgressBar:
         self.min_interval = min_interval
         self._pending = 0
         self._postfix: dict[str, Any] = {}
-        self._restart: tuple[int | None, str] | None = None
+        self._restart: tuple[int | None, str, float] | None = None
         self._last_refresh = time.monotonic()
         self._bar = None
         if self.enabled:
@@ -74,7 +74,7 @@ class ProgressBar:
         """Count a new pass (the next epoch) on the same bar; like every change, drawn at the next redraw."""
         if self._bar is None:
             return
-        self._restart = (total, desc)
+        self._restart = (total, desc, time.time())
         self._pending = 0
 
     def set_postfix(self, **postfix: Any) -> None:
@@ -83,10 +83,11 @@ class ProgressBar:
 
     def _refresh(self, now: float) -> None:
         if self._restart is not None:
-            total, desc = self._restart
+            total, desc, started = self._restart
             self._restart = None
             self._bar.set_description_str(desc, refresh=False)
             self._bar.reset(total)
+            self._bar.start_t = self._bar.last_print_t = started  # rate and elapsed time from the pass's start
         if self._postfix:
             text = ", ".join(f"{key}={_format(value)}" for key, value in self._postfix.items())
             self._bar.set_postfix_str(text, refresh=False)
@@ -111,3 +112,25 @@ class ProgressBar:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+class EpochBar:
+    """The train loop's bar: one per run, restarted every epoch (as Lightning does) rather than a new tqdm per
+    epoch, whose creation and final draw cost more than a small model's step."""
+
+    def __init__(self, enabled: bool | None):
+        self.enabled = enabled
+        self._bar: ProgressBar | None = None
+
+    def start(self, total: int | None, desc: str) -> ProgressBar:
+        if self._bar is None:
+            self._bar = ProgressBar(total, desc, self.enabled)
+        else:
+            self._bar.reset(total, desc)
+        return self._bar
+
+    def close(self) -> None:
+        """Draw the last epoch's final state; the next ``start`` opens a new bar."""
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None

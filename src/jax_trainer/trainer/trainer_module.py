@@ -24,7 +24,7 @@ from jax_trainer.callbacks.step_extras import StepExtras
 from jax_trainer.callbacks.value_policies import ValuePolicyInterface, policy_values
 from jax_trainer.logger.enums import LogMetricMode, LogMode
 from jax_trainer.logger.logger import Logger
-from jax_trainer.logger.progress import ProgressBar
+from jax_trainer.logger.progress import EpochBar, ProgressBar
 from jax_trainer.optimizer import build_optimizer, current_learning_rate
 from jax_trainer.trainer import checkpointing
 from jax_trainer.trainer import steps as S
@@ -32,6 +32,7 @@ from jax_trainer.trainer.config import TrainerConfig, TrainerInterface
 from jax_trainer.trainer.devices import DataParallel
 from jax_trainer.trainer.flat import FlatState, carry_leaves, first_arg_leaves
 from jax_trainer.trainer.prefetch import prefetch_to_device
+from jax_trainer.trainer.step_log import StepLog
 
 LOGGER = logging.getLogger("jax_trainer")
 PHASES = {"train": LogMode.TRAIN, "val": LogMode.VAL, "test": LogMode.TEST}
@@ -63,7 +64,7 @@ class TrainerModule(TrainerInterface):
         ]
         self.value_policies = {k: cfg.instantiate(ValuePolicyInterface) for k, cfg in config.value_policies.items()}
         self._compiled: dict[str, Any] = {}
-        self._train_bar: ProgressBar | None = None
+        self._epoch_bar = EpochBar(config.enable_progress_bar)
         self.save_requests: list = []  # checkpoint savers waiting for the next save point (checkpointing.py)
 
     # ----------------------------------------------------------------- user hooks
@@ -140,7 +141,7 @@ class TrainerModule(TrainerInterface):
                 if val_loader is not None and epoch_idx % self.config.check_val_every_n_epoch == 0:
                     all_metrics[epoch_idx] = self.eval_model(val_loader, "val", epoch_idx)
                 checkpointing.save_point(self)  # the epoch is complete: write the checkpoints callbacks asked for
-            self._close_epoch_bar()
+            self._epoch_bar.close()
             if test_loader is not None:
                 all_metrics["test"] = self.test_model(test_loader, self.current_epoch)
             self._run_callbacks("on_training_end")
@@ -165,23 +166,23 @@ class TrainerModule(TrainerInterface):
                 self.global_step, policy_values(self.value_policies, epoch_idx), self._step_extras.init()
             )
         )
-        bar = self._epoch_bar(_len_or_none(loader), f"Epoch {epoch_idx}")
+        bar = self._epoch_bar.start(_len_or_none(loader), f"Epoch {epoch_idx}")
         step_callbacks = [cb for cb in self.callbacks if cb.wants_step_end]
         log_every = self.config.logger.log_steps_every
-        window = _Window(self.global_step, time.perf_counter())
-        epoch_start = window.start_time
+        step_log = StepLog(self, epoch_idx, bar)
+        epoch_start = step_log.start_time
         for n_steps, batch in itertools.chain([first], groups):
             if self.save_requests:  # a save asked for at the previous step: now every callback has seen it
                 checkpointing.save_point(self, progress.position(acc, concats))
             step_fn = self._compiled["train_multi"] if n_steps > 1 else self._compiled["train"]
             (leaves, acc), concat = step_fn((self._flat_state.leaves, acc), batch)
             self._flat_state.set_leaves(leaves)
-            self.logger.write_pending()  # the previous phase's epoch report, now that the device has work
+            self.logger.write_pending()  # deferred logs (last window, last epoch report): the device has work now
             if concat:
                 concats.append((n_steps, concat))
             self.global_step += n_steps
             if self.global_step // log_every > (self.global_step - n_steps) // log_every:
-                acc = self._log_window(acc, window, epoch_idx, bar)
+                acc = step_log.log(acc)
             for callback in step_callbacks:
                 callback.on_train_step_end(self.global_step, epoch_idx)
             bar.update(n_steps)
@@ -296,32 +297,6 @@ class TrainerModule(TrainerInterface):
         groups = _group_batches(batches, k) if k > 1 else ((1, b) for b in batches)
         return prefetch_to_device(groups, size=2, put=self.data_parallel.put_batch)
 
-    def _log_window(self, acc: dict, window: "_Window", epoch_idx: int, bar: ProgressBar) -> dict:
-        """Log the window's metrics; returns ``acc`` with a fresh window. The values are read once the next step
-        is dispatched (``Logger.defer``), when they are ready and the device has work: reading them here would
-        drain it. With ``detect_nans`` the log point syncs anyway, to stop at a non-finite value, so they are
-        read and written at once."""
-        samples, step = acc["samples"], self.global_step
-        results, acc = self._compiled["take_window"](acc)
-
-        def write() -> None:
-            host, n_samples = jax.device_get((results, samples))
-            scalars = self.derive_metrics({k: float(v) for k, v in host.items()})
-            now = time.perf_counter()
-            n_steps = max(1, step - window.start_step)
-            scalars["train/step_time"] = (now - window.start_time) / n_steps
-            scalars["train/samples_per_sec"] = int(n_samples) / (now - window.start_time)
-            window.start_step, window.start_time = step, now
-            self.logger.log_scalars(scalars, step)
-            bar.set_postfix(loss=scalars.get("train/loss"))
-
-        if self.config.detect_nans:
-            self._check_nonfinite(acc, epoch_idx)
-            write()
-        else:
-            self.logger.defer(write)
-        return acc
-
     def _fetch_epoch(self, accumulators, acc, mode: str, epoch_idx: int, concats: list) -> dict:
         """Fetch an epoch's metrics once: scalars under ``<mode>/``, CONCAT values as numpy arrays."""
         if self.config.detect_nans:
@@ -374,21 +349,8 @@ class TrainerModule(TrainerInterface):
         for callback in self.callbacks:
             getattr(callback, hook)(*args)
 
-    def _epoch_bar(self, total: int | None, desc: str) -> ProgressBar:
-        """One train bar per run, restarted each epoch as in Lightning (a new tqdm per epoch costs more than a step)."""
-        if self._train_bar is None:
-            self._train_bar = ProgressBar(total, desc, self.config.enable_progress_bar)
-        else:
-            self._train_bar.reset(total, desc)
-        return self._train_bar
-
-    def _close_epoch_bar(self) -> None:
-        if self._train_bar is not None:
-            self._train_bar.close()
-            self._train_bar = None
-
     def _finalize(self, status: str) -> None:
-        self._close_epoch_bar()
+        self._epoch_bar.close()
         errors = []
         for callback in self.callbacks:
             try:
@@ -398,13 +360,6 @@ class TrainerModule(TrainerInterface):
         self.logger.finalize(status)
         if errors and status == "success":
             raise errors[0]
-
-
-class _Window:
-    """Start of the current step-log window (for step time and throughput)."""
-
-    def __init__(self, start_step: int, start_time: float):
-        self.start_step, self.start_time = start_step, start_time
 
 
 def _rename(key: str, mode: str) -> str:
