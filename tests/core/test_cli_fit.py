@@ -17,21 +17,15 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "digits_mlp.yaml"
 @pytest.mark.parametrize("mode", ["linen", "nnx"])
 def test_fit_example_from_the_command_line(tmp_path, capsys, mode):
     log_dir = tmp_path / "run"
-    overrides = [
-        f"trainer.model_mode={mode}",
-        "trainer.train_epochs=2",
-        f"trainer.logger.log_dir={log_dir}",
-        "trainer.enable_progress_bar=false",
-        "model.hidden_dims=[32]",
-        "optimizer.learning_rate.warmup_steps=5",  # two epochs are 36 steps
-    ]
+    overrides = [f"trainer.model_mode={mode}", f"trainer.logger.log_dir={log_dir}", "trainer.enable_progress_bar=false"]
     assert main(["fit", str(EXAMPLE), *overrides]) == 0
     results = json.loads(capsys.readouterr().out)
-    assert set(results) >= {"1", "2"} and "val/acc" in results["2"]
-    for epoch in (1, 2):
-        metrics = json.loads((log_dir / "metrics" / f"val_epoch_{epoch:04d}.json").read_text())
-        assert "val/acc" in json.dumps(metrics)
+    assert set(results) >= {str(e) for e in range(1, 11)} and "val/acc" in results["10"]
+    for epoch in range(1, 11):
+        assert (log_dir / "metrics" / f"val_epoch_{epoch:04d}.json").is_file()
+    final = json.loads((log_dir / "metrics" / "val_epoch_0010.json").read_text())
+    assert final["val/acc"] >= 0.95, final
     # The run directory's config.yaml is the resolved config: it parses back to the same run.
     written = parse(yaml.safe_load((log_dir / "config.yaml").read_text()))
     assert written == load_config(EXAMPLE, overrides)
-    assert written.trainer.model_mode == mode and written.trainer.train_epochs == 2
+    assert written.trainer.model_mode == mode and written.trainer.train_epochs == 10
