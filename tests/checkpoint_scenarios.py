@@ -1,4 +1,5 @@
-"""Checkpoint behaviours every backend must show; tests/linen and tests/nnx run them with their model_mode.
+"""Checkpoint behaviours every backend must show; tests/linen and tests/nnx import these tests and provide
+the ``mode`` fixture.
 
 Runs are tiny (an MLP with dropout on 360 digits, 11 steps per epoch) but exercise everything a resume
 must restore: dropout rng, AdamW moments, a warmup-cosine schedule, step-log windows, EarlyStopping
@@ -99,36 +100,41 @@ def epoch_files(log_dir) -> dict:
     return files
 
 
-def resume_is_exact(mode, tmp_path, crash_steps):
-    """Runs failing at ``crash_steps`` and resumed from "last" end bitwise where the uninterrupted run does,
-    with the same metrics files and callback state. Checkpoints come every 8 steps and at epoch ends (11, 22):
-    a crash at step 17 resumes inside epoch 2 (from step 16), one at step 13 after epoch 1 (from step 11)."""
+# Checkpoints come every 8 steps and at epoch ends (11, 22): linen crashes at step 17 and resumes inside epoch 2
+# (from step 16), nnx at step 13 and resumes after epoch 1 (from step 11); tests/core/test_resume_kill.py runs both
+# cases under both backends.
+CRASH_STEP = {"linen": 17, "nnx": 13}
+
+
+def test_resume_is_exact(mode, tmp_path):
+    """A run failing at ``CRASH_STEP[mode]`` and resumed from "last" ends bitwise where the uninterrupted run
+    does, with the same metrics files and callback state."""
     data = splits()
     reference = make_trainer(mode, tmp_path / "ref", data, resume_callbacks())
     ref_metrics = reference.train_model(data.train, data.val, data.test)
-    for crash_step in crash_steps:
-        run_dir = tmp_path / f"crash_{crash_step}"
-        crashed = make_trainer(mode, run_dir, data, resume_callbacks(crash_step))
-        with pytest.raises(Crash):
-            crashed.train_model(data.train, data.val, data.test)
-        last = max(committed_steps(run_dir / "checkpoints"))
-        assert 0 < last < crash_step
-        meta = json.loads((run_dir / "checkpoints" / str(last) / "meta" / "metadata").read_text())
-        assert meta["epoch_done"] == (last % STEPS_PER_EPOCH == 0)
+    crash_step = CRASH_STEP[mode]
+    run_dir = tmp_path / "crashed"
+    crashed = make_trainer(mode, run_dir, data, resume_callbacks(crash_step))
+    with pytest.raises(Crash):
+        crashed.train_model(data.train, data.val, data.test)
+    last = max(committed_steps(run_dir / "checkpoints"))
+    assert 0 < last < crash_step
+    meta = json.loads((run_dir / "checkpoints" / str(last) / "meta" / "metadata").read_text())
+    assert meta["epoch_done"] == (last % STEPS_PER_EPOCH == 0)
 
-        resumed = make_trainer(mode, run_dir, data, resume_callbacks())
-        metrics = resumed.train_model(data.train, data.val, data.test, ckpt_path="last")
+    resumed = make_trainer(mode, run_dir, data, resume_callbacks())
+    metrics = resumed.train_model(data.train, data.val, data.test, ckpt_path="last")
 
-        assert_bitwise_equal(host_state(resumed), host_state(reference))
-        assert resumed.global_step == reference.global_step == 2 * STEPS_PER_EPOCH
-        assert metrics["test"] == ref_metrics["test"]
-        for epoch in range(meta["epoch"] + (1 if meta["epoch_done"] else 0), 3):
-            assert metrics[epoch] == ref_metrics[epoch]
-        # lr schedule position, train accumulators of the interrupted epoch, val/test metrics: all in these files
-        assert epoch_files(run_dir) == epoch_files(tmp_path / "ref")
-        for name in ("ckpt", "stop"):
-            assert _callback(resumed, name).state_dict() == _callback(reference, name).state_dict()
-        assert committed_steps(run_dir / "checkpoints") == committed_steps(tmp_path / "ref" / "checkpoints")
+    assert_bitwise_equal(host_state(resumed), host_state(reference))
+    assert resumed.global_step == reference.global_step == 2 * STEPS_PER_EPOCH
+    assert metrics["test"] == ref_metrics["test"]
+    for epoch in range(meta["epoch"] + (1 if meta["epoch_done"] else 0), 3):
+        assert metrics[epoch] == ref_metrics[epoch]
+    # lr schedule position, train accumulators of the interrupted epoch, val/test metrics: all in these files
+    assert epoch_files(run_dir) == epoch_files(tmp_path / "ref")
+    for name in ("ckpt", "stop"):
+        assert _callback(resumed, name).state_dict() == _callback(reference, name).state_dict()
+    assert committed_steps(run_dir / "checkpoints") == committed_steps(tmp_path / "ref" / "checkpoints")
 
 
 def _callback(trainer, name):
@@ -148,7 +154,7 @@ def _expected_top(scores: dict, key: str, mode: str, k: int) -> list[int]:
     return sorted(scores, key=lambda step: (sign * scores[step][key], step))[:k]
 
 
-def top_k_and_best_model(mode, tmp_path):
+def test_top_k_and_best_model(mode, tmp_path):
     """Two ModelCheckpoints on one directory keep exactly their top k (max and min) plus the last; the best
     checkpoint reloaded reproduces its logged score."""
     data = splits()
@@ -179,14 +185,15 @@ def top_k_and_best_model(mode, tmp_path):
     assert not list(Path(tmp_path).rglob("*.pkl"))
 
 
-def monitor_typo_lists_metrics(mode, tmp_path):
+def test_monitor_typo_lists_metrics(mode, tmp_path):
     data = splits()
     trainer = make_trainer(mode, tmp_path, data, {"ckpt": ModelCheckpointConfig(monitor="val/accuracy")}, epochs=1)
     with pytest.raises(ValueError, match=r"val/accuracy.*available: \['val/acc', 'val/loss'\]"):
         trainer.train_model(data.train, data.val)
 
 
-def damaged_checkpoints_name_the_entry(mode, tmp_path):
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # orbax's aborted read coroutines
+def test_damaged_checkpoints_name_the_entry(mode, tmp_path):
     data = splits()
     callbacks = {"ckpt": ModelCheckpointConfig(save_top_k=-1, every_n_epochs=1)}
     make_trainer(mode, tmp_path / "run", data, callbacks, epochs=2).train_model(data.train)
@@ -206,7 +213,7 @@ def damaged_checkpoints_name_the_entry(mode, tmp_path):
     damaged = rf"Checkpoint {second} is damaged: cannot read entry '[\w/]+' of 'state'"
     with pytest.raises(CheckpointError, match=damaged):
         trainer.load_model_checkpoint(second)
-    gc.collect()  # orbax's abandoned read coroutines report here (filtered by the caller), not in a later test
+    gc.collect()  # orbax's abandoned read coroutines report here (filtered by the mark), not in a later test
 
     meta = first / "meta" / "metadata"
     os.truncate(meta, meta.stat().st_size // 2)
@@ -214,7 +221,7 @@ def damaged_checkpoints_name_the_entry(mode, tmp_path):
         trainer.load_model_checkpoint(first)
 
 
-def weights_only_checkpoints(mode, tmp_path):
+def test_weights_only_checkpoints(mode, tmp_path):
     """``save_optimizer_state: false`` checkpoints load for evaluation but refuse to resume training."""
     data = splits()
     callbacks = {"ckpt": ModelCheckpointConfig(save_optimizer_state=False)}

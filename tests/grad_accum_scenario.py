@@ -1,4 +1,4 @@
-"""Gradient accumulation scenario shared by the linen and nnx tests.
+"""Gradient accumulation, a test tests/linen and tests/nnx import (they provide the ``mode`` fixture).
 
 ``accumulate_grad_batches: 4`` over batches of 16 must follow the same trajectory as batches of 64:
 the 64-batch is exactly the four 16-batches in order, the loss is a batch mean, and the trainer
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import jax
 import numpy as np
+import pytest
 
 from jax_trainer.datasets import SupervisedBatch
 from jax_trainer.logger.config import LoggerConfig
@@ -52,7 +53,8 @@ def train_params(mode: str, optimizer, batch_size: int, accumulate: int, log_dir
     return final
 
 
-def check_accumulation_matches_big_batch(mode: str, optimizer_name: str, tmp_path) -> None:
+@pytest.mark.parametrize("optimizer_name", sorted(OPTIMIZERS))
+def test_grad_accumulation_matches_big_batch(mode, optimizer_name, tmp_path):
     optimizer = OPTIMIZERS[optimizer_name]
     big = train_params(mode, optimizer, 64, 1, tmp_path / "big")
     accumulated = train_params(mode, optimizer, 16, 4, tmp_path / "acc")

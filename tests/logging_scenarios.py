@@ -1,4 +1,5 @@
-"""Logging behaviours every backend must show; tests/linen and tests/nnx run them with their model_mode.
+"""Logging behaviours every backend must show; tests/linen and tests/nnx import these tests and provide the
+``mode`` fixture (tests/core uses the helpers).
 
 `AllModesTrainer` is a tiny regressor whose loss function returns a metric in every LogMetricMode, LogFreq
 and LogMode. Every metric is computed from the batch alone (``v = mean(input[:, 0])``), so numpy can
@@ -157,7 +158,7 @@ def read_events(path) -> EventAccumulator:
 
 
 # ---------------------------------------------------------------------------------------------- scenarios
-def every_mode_matches_numpy(mode, tmp_path):
+def test_every_mode_matches_numpy(mode, tmp_path):
     """Two epochs of uneven batches, log_steps_every=2: step windows, epoch files and callbacks vs numpy."""
     train = make_batches(TRAIN_SIZES, 0, TRAIN_CENTRES)
     val, test = make_batches(VAL_SIZES, 1), make_batches(TEST_SIZES, 2)
@@ -219,7 +220,7 @@ def every_mode_matches_numpy(mode, tmp_path):
     assert not any("m_cat" in k for (_, k) in rows), "CONCAT values are never written as scalars"
 
 
-def tensorboard_csv_and_json_agree(mode, tmp_path):
+def test_tensorboard_csv_and_json_agree(mode, tmp_path):
     """A digits run with TensorBoard and CSV at once: expected tags at expected steps, the same numbers in
     every file, the config in the hparams plugin and one train.log line per epoch and phase."""
     splits = digits_splits(batch_size=256)
@@ -272,7 +273,7 @@ def tensorboard_csv_and_json_agree(mode, tmp_path):
     assert f"val/acc={results[2]['val/acc']:.5g}" in log
 
 
-def bad_metrics_fail_naming_the_metric(mode, tmp_path):
+def test_bad_metrics_fail_naming_the_metric(mode, tmp_path):
     """A per-example value in a scalar mode, or an unknown mode string, stops training before any step."""
     cases = {  # name -> (metric with "column" standing for the per-example input column, message fragments)
         "per_example": ({"value": "column", "mode": LogMetricMode.MAX}, ["MAX", "CONCAT"]),
@@ -293,23 +294,3 @@ def bad_metrics_fail_naming_the_metric(mode, tmp_path):
             assert fragment in str(info.value), (fragment, str(info.value))
         assert trainer.global_step == 0
 
-
-def progress_bars_for_every_phase(mode, tmp_path, capsys):
-    """Forced on: one bar per train/val/test loop; automatic (None) with a non-TTY stderr: none."""
-    train, val, test = make_batches([4] * 3, 0), make_batches([4] * 2, 1), make_batches([4], 2)
-    trainer = all_modes_trainer(mode, tmp_path / "on", tools=[], enable_progress_bar=True)
-    trainer.train_model(train, val, test)
-    err = capsys.readouterr().err
-    for desc, total in (("Epoch 1", len(train)), ("Val 1", len(val)), ("Test 1", len(test))):
-        assert f"{desc}: 100%" in err and f"{total}/{total}" in err, desc
-    assert "loss=" in err
-    trainer = all_modes_trainer(mode, tmp_path / "auto", tools=[], enable_progress_bar=None)
-    trainer.train_model(train, val, test)
-    assert capsys.readouterr().err == ""
-
-
-def train_log_verbosity(mode, tmp_path):
-    """log_file_verbosity=warning keeps the per-epoch info lines (see the TensorBoard scenario) out of train.log."""
-    trainer = all_modes_trainer(mode, tmp_path, tools=[], log_file_verbosity="warning")
-    trainer.train_model(make_batches([4] * 2, 0), make_batches([4], 1))
-    assert (tmp_path / "train.log").read_text() == ""

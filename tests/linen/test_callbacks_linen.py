@@ -1,13 +1,3 @@
-"""Value policies and step extras under the linen backend (the loss-function paths that differ from nnx)."""
+"""Callbacks and value policies under the linen backend (scenarios in tests/callback_scenarios.py)."""
 
-import callback_scenarios as sc
-
-MODE = "linen"
-
-
-def test_gradient_spike(tmp_path):
-    sc.gradient_spike(MODE, tmp_path)
-
-
-def test_value_policy(tmp_path):
-    sc.value_policy(MODE, tmp_path)
+from callback_scenarios import *  # noqa: F401,F403

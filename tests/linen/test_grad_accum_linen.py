@@ -1,9 +1,3 @@
-"""accumulate_grad_batches under the linen backend: 4 x 16 examples == one batch of 64."""
+"""accumulate_grad_batches under the linen backend (scenario in tests/grad_accum_scenario.py)."""
 
-import pytest
-from grad_accum_scenario import OPTIMIZERS, check_accumulation_matches_big_batch
-
-
-@pytest.mark.parametrize("optimizer_name", sorted(OPTIMIZERS))
-def test_grad_accumulation_matches_big_batch_linen(optimizer_name, tmp_path):
-    check_accumulation_matches_big_batch("linen", optimizer_name, tmp_path)
+from grad_accum_scenario import *  # noqa: F401,F403

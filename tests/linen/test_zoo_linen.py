@@ -1,48 +1,29 @@
-"""linen zoo models: shapes, parameter paths, train/eval behaviour of BatchNorm and Dropout."""
+"""linen zoo models: parameter paths, train/eval behaviour of BatchNorm and Dropout (shared tests in
+tests/zoo_scenarios.py)."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import pytest
 from flax import traverse_util
 
 from jax_trainer.zoo import BaseModelLinen, CNNClassifierConfig, MLPClassifierConfig, MLPRegressorConfig
 from jax_trainer.zoo.linen import CNNClassifier, MLPClassifier
-
-
-def _init(config, x):
-    model = config.instantiate(BaseModelLinen)
-    return model, model.init(jax.random.key(0), x)
+from zoo_scenarios import *  # noqa: F401,F403
+from zoo_scenarios import init_linen
 
 
 def _paths(tree):
     return sorted("/".join(k) for k in traverse_util.flatten_dict(tree))
 
 
-@pytest.mark.parametrize(
-    ("config", "x_shape", "y_shape"),
-    [
-        (MLPClassifierConfig(hidden_dims=[16, 8], num_classes=5), (4, 8, 8), (4, 5)),
-        (MLPRegressorConfig(hidden_dims=[8]), (4, 10), (4,)),
-        (MLPRegressorConfig(hidden_dims=[8], output_dim=3), (4, 10), (4, 3)),
-        (CNNClassifierConfig(channels=[4, 8], num_classes=10), (4, 8, 8), (4, 10)),
-        (CNNClassifierConfig(channels=[4], num_classes=3, batch_norm=False), (2, 6, 6, 3), (2, 3)),
-    ],
-)
-def test_output_shapes(config, x_shape, y_shape):
-    x = jnp.ones(x_shape)
-    model, variables = _init(config, x)
-    assert model.apply(variables, x).shape == y_shape
-
-
 def test_instantiated_classes_and_param_paths():
-    model, variables = _init(MLPClassifierConfig(hidden_dims=[16, 8], num_classes=5), jnp.ones((2, 4)))
+    model, variables = init_linen(MLPClassifierConfig(hidden_dims=[16, 8], num_classes=5), jnp.ones((2, 4)))
     assert type(model) is MLPClassifier
     assert _paths(variables["params"]) == [
         "head/bias", "head/kernel", "l1/bias", "l1/kernel", "l2/bias", "l2/kernel"
     ]
     assert set(variables) == {"params"}
-    cnn, cnn_vars = _init(CNNClassifierConfig(channels=[4, 8]), jnp.ones((2, 8, 8)))
+    cnn, cnn_vars = init_linen(CNNClassifierConfig(channels=[4, 8]), jnp.ones((2, 8, 8)))
     assert type(cnn) is CNNClassifier
     assert _paths(cnn_vars["batch_stats"]) == ["bn1/mean", "bn1/var", "bn2/mean", "bn2/var"]
     assert cnn_vars["params"]["conv2"]["kernel"].shape == (3, 3, 4, 8)
@@ -50,7 +31,7 @@ def test_instantiated_classes_and_param_paths():
 
 def test_batchnorm_updates_stats_in_train_and_eval_is_deterministic():
     x = jax.random.normal(jax.random.key(1), (8, 8, 8)) * 3 + 1
-    model, variables = _init(CNNClassifierConfig(channels=[4], dropout=0.5), x)
+    model, variables = init_linen(CNNClassifierConfig(channels=[4], dropout=0.5), x)
     _, updates = model.apply(
         variables, x, train=True, rngs={"dropout": jax.random.key(2)}, mutable=["batch_stats"]
     )
@@ -63,7 +44,7 @@ def test_batchnorm_updates_stats_in_train_and_eval_is_deterministic():
 
 def test_batchnorm_momentum_is_point_nine():
     x = jax.random.normal(jax.random.key(1), (16, 4, 4, 1)) + 5.0
-    model, variables = _init(CNNClassifierConfig(channels=[2], dropout=0.0), x)
+    model, variables = init_linen(CNNClassifierConfig(channels=[2], dropout=0.0), x)
     conv_out = jax.lax.conv_general_dilated(
         x, variables["params"]["conv1"]["kernel"], (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")
     ) + variables["params"]["conv1"]["bias"]
@@ -74,7 +55,7 @@ def test_batchnorm_momentum_is_point_nine():
 
 def test_dropout_only_in_train_mode():
     x = jnp.ones((4, 12))
-    model, variables = _init(MLPClassifierConfig(hidden_dims=[64], dropout=0.5), x)
+    model, variables = init_linen(MLPClassifierConfig(hidden_dims=[64], dropout=0.5), x)
     a = model.apply(variables, x, train=True, rngs={"dropout": jax.random.key(1)})
     b = model.apply(variables, x, train=True, rngs={"dropout": jax.random.key(2)})
     assert not np.allclose(a, b)
@@ -82,7 +63,7 @@ def test_dropout_only_in_train_mode():
 
 
 def test_modules_are_hashable_and_jittable():
-    model, variables = _init(MLPRegressorConfig(hidden_dims=[8]), jnp.ones((2, 3)))
+    model, variables = init_linen(MLPRegressorConfig(hidden_dims=[8]), jnp.ones((2, 3)))
     assert hash(model) == hash(MLPRegressorConfig(hidden_dims=[8]).instantiate(BaseModelLinen))
     fn = jax.jit(model.apply, static_argnames="train")
     np.testing.assert_allclose(fn(variables, jnp.ones((2, 3)), train=False), model.apply(variables, jnp.ones((2, 3))))

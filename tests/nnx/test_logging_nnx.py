@@ -1,28 +1,28 @@
-"""Logging end to end under the nnx backend (scenarios shared with tests/linen in tests/logging_scenarios.py).
+"""Logging end to end under the nnx backend (scenarios in tests/logging_scenarios.py).
 
 Progress bars and train.log verbosity do not depend on the backend; they run here only.
 """
 
-import logging_scenarios as scenarios
-
-MODE = "nnx"
-
-
-def test_every_mode_matches_numpy(tmp_path):
-    scenarios.every_mode_matches_numpy(MODE, tmp_path)
+from logging_scenarios import *  # noqa: F401,F403
+from logging_scenarios import all_modes_trainer, make_batches
 
 
-def test_tensorboard_csv_and_json_agree(tmp_path):
-    scenarios.tensorboard_csv_and_json_agree(MODE, tmp_path)
+def test_progress_bars_for_every_phase(mode, tmp_path, capsys):
+    """Forced on: one bar per train/val/test loop; automatic (None) with a non-TTY stderr: none."""
+    train, val, test = make_batches([4] * 3, 0), make_batches([4] * 2, 1), make_batches([4], 2)
+    trainer = all_modes_trainer(mode, tmp_path / "on", tools=[], enable_progress_bar=True)
+    trainer.train_model(train, val, test)
+    err = capsys.readouterr().err
+    for desc, total in (("Epoch 1", len(train)), ("Val 1", len(val)), ("Test 1", len(test))):
+        assert f"{desc}: 100%" in err and f"{total}/{total}" in err, desc
+    assert "loss=" in err
+    trainer = all_modes_trainer(mode, tmp_path / "auto", tools=[], enable_progress_bar=None)
+    trainer.train_model(train, val, test)
+    assert capsys.readouterr().err == ""
 
 
-def test_bad_metrics_fail_naming_the_metric(tmp_path):
-    scenarios.bad_metrics_fail_naming_the_metric(MODE, tmp_path)
-
-
-def test_progress_bars_for_every_phase(tmp_path, capsys):
-    scenarios.progress_bars_for_every_phase(MODE, tmp_path, capsys)
-
-
-def test_train_log_verbosity(tmp_path):
-    scenarios.train_log_verbosity(MODE, tmp_path)
+def test_train_log_verbosity(mode, tmp_path):
+    """log_file_verbosity=warning keeps the per-epoch info lines (see the TensorBoard scenario) out of train.log."""
+    trainer = all_modes_trainer(mode, tmp_path, tools=[], log_file_verbosity="warning")
+    trainer.train_model(make_batches([4] * 2, 0), make_batches([4], 1))
+    assert (tmp_path / "train.log").read_text() == ""

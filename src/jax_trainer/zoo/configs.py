@@ -13,16 +13,23 @@ def _hash_by_repr(self) -> int:
     return hash(repr(self))
 
 
-def _check_common(hidden_or_channels: list[int], dropout: float, what: str) -> None:
-    if any(int(d) <= 0 for d in hidden_or_channels):
-        raise ValueError(f"{what}: must all be positive, got {hidden_or_channels}")
+def _check_layers(sizes: list[int], dropout: float, what: str) -> None:
+    if any(int(d) <= 0 for d in sizes):
+        raise ValueError(f"{what}: must all be positive, got {sizes}")
     if not 0.0 <= dropout < 1.0:
         raise ValueError(f"dropout: must be in [0, 1), got {dropout}")
 
 
-def _check_activation(activation: str) -> None:
-    if activation not in ACTIVATIONS:
-        raise ValueError(f"activation: unknown {activation!r}; expected one of {sorted(ACTIVATIONS)}")
+def _check_positive(name: str, value: int) -> None:
+    if value <= 0:
+        raise ValueError(f"{name}: must be positive, got {value}")
+
+
+def _check_mlp(config: "MLPClassifierConfig | MLPRegressorConfig") -> None:
+    """The checks the two MLP configs share (each checks its own head size)."""
+    _check_layers(config.hidden_dims, config.dropout, "hidden_dims")
+    if config.activation not in ACTIVATIONS:
+        raise ValueError(f"activation: unknown {config.activation!r}; expected one of {sorted(ACTIVATIONS)}")
 
 
 @dataclass
@@ -37,10 +44,8 @@ class MLPClassifierConfig(ConfigInterface):
     __hash__ = _hash_by_repr
 
     def __post_init__(self):
-        _check_common(self.hidden_dims, self.dropout, "hidden_dims")
-        _check_activation(self.activation)
-        if self.num_classes <= 0:
-            raise ValueError(f"num_classes: must be positive, got {self.num_classes}")
+        _check_mlp(self)
+        _check_positive("num_classes", self.num_classes)
 
 
 @dataclass
@@ -55,10 +60,8 @@ class MLPRegressorConfig(ConfigInterface):
     __hash__ = _hash_by_repr
 
     def __post_init__(self):
-        _check_common(self.hidden_dims, self.dropout, "hidden_dims")
-        _check_activation(self.activation)
-        if self.output_dim <= 0:
-            raise ValueError(f"output_dim: must be positive, got {self.output_dim}")
+        _check_mlp(self)
+        _check_positive("output_dim", self.output_dim)
 
 
 @dataclass
@@ -73,6 +76,5 @@ class CNNClassifierConfig(ConfigInterface):
     __hash__ = _hash_by_repr
 
     def __post_init__(self):
-        _check_common(self.channels, self.dropout, "channels")
-        if self.num_classes <= 0:
-            raise ValueError(f"num_classes: must be positive, got {self.num_classes}")
+        _check_layers(self.channels, self.dropout, "channels")
+        _check_positive("num_classes", self.num_classes)

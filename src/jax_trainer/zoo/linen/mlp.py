@@ -13,14 +13,15 @@ def _dense(features: int, name: str) -> nn.Dense:
     return nn.Dense(features, kernel_init=KERNEL_INIT, bias_init=BIAS_INIT, name=name)
 
 
-def _hidden(x: jax.Array, hidden_dims: list[int], activation: str, dropout: float, train: bool) -> jax.Array:
-    """Flatten and run the hidden stack; must be called inside a compact method to bind names."""
+def _mlp(x: jax.Array, cfg: MLPClassifierConfig | MLPRegressorConfig, out_features: int, train: bool) -> jax.Array:
+    """Flatten, hidden ``l1..lN`` (activation, dropout), Dense ``head``; called inside a compact method,
+    which binds the names."""
     x = x.reshape((x.shape[0], -1))
-    act = ACTIVATIONS[activation]
-    for i, width in enumerate(hidden_dims, start=1):
+    act = ACTIVATIONS[cfg.activation]
+    for i, width in enumerate(cfg.hidden_dims, start=1):
         x = act(_dense(width, f"l{i}")(x))
-        x = nn.Dropout(dropout, deterministic=not train)(x)
-    return x
+        x = nn.Dropout(cfg.dropout, deterministic=not train)(x)
+    return _dense(out_features, "head")(x)
 
 
 @register
@@ -31,9 +32,7 @@ class MLPClassifier(nn.Module, BaseModelLinen):
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
-        cfg = self.config
-        x = _hidden(x, cfg.hidden_dims, cfg.activation, cfg.dropout, train)
-        return _dense(cfg.num_classes, "head")(x)
+        return _mlp(x, self.config, self.config.num_classes, train)
 
 
 @register
@@ -45,6 +44,5 @@ class MLPRegressor(nn.Module, BaseModelLinen):
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
         cfg = self.config
-        x = _hidden(x, cfg.hidden_dims, cfg.activation, cfg.dropout, train)
-        y = _dense(cfg.output_dim, "head")(x)
+        y = _mlp(x, cfg, cfg.output_dim, train)
         return y[:, 0] if cfg.output_dim == 1 else y
