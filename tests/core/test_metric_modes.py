@@ -116,7 +116,7 @@ def test_count_replaces_the_batch_size_as_weight():
 def test_concat_values_are_kept_whole_and_never_accumulated():
     metrics = {"preds": {"value": jnp.arange(4), "mode": LogMetricMode.CONCAT}, "acc": 1.0}
     values, _, specs = split_metrics(metrics, "train", LogMode.TRAIN)
-    assert set(init_accumulator(specs)) == {"train/acc"}
+    assert set(accumulator_results(init_accumulator(specs), specs)) == {"train/acc"}
     concat = concat_values(values, specs)
     assert list(concat) == ["train/preds"]
     np.testing.assert_array_equal(concat["train/preds"], np.arange(4))

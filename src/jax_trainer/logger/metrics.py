@@ -165,23 +165,48 @@ def split_metrics(metrics: Mapping[str, Any], prefix: str, phase: LogMode) -> tu
     return values, counts, specs
 
 
+def _groups(specs: Mapping[str, MetricSpec]) -> dict[str, tuple[str, ...]]:
+    """Non-CONCAT metric keys by aggregation mode name, in ``specs`` order."""
+    groups: dict[str, list[str]] = {}
+    for key, spec in specs.items():
+        if spec.mode != LogMetricMode.CONCAT:
+            groups.setdefault(spec.mode.name, []).append(key)
+    return {mode: tuple(keys) for mode, keys in groups.items()}
+
+
 def init_accumulator(specs: Mapping[str, MetricSpec]) -> dict:
-    """Empty accumulator for the non-CONCAT metrics in ``specs``."""
-    return {k: AGGREGATIONS[s.mode]().init() for k, s in specs.items() if s.mode != LogMetricMode.CONCAT}
+    """Empty accumulator for the non-CONCAT metrics in ``specs``.
+
+    The metrics of one mode are stacked into vectors, so folding a step is one fused update per mode rather
+    than a few tiny kernels per metric (on CPU every kernel has a fixed cost, a measurable part of a small step).
+    """
+
+    def stacked(n: int):
+        return lambda x: jnp.full((n,), x, jnp.float32)
+
+    return {
+        mode: jax.tree.map(stacked(len(keys)), AGGREGATIONS[LogMetricMode[mode]]().init())
+        for mode, keys in _groups(specs).items()
+    }
 
 
 def update_accumulator(acc: dict, values: Mapping, counts: Mapping, specs: Mapping[str, MetricSpec], weight) -> dict:
     """Fold one step's values into ``acc`` (jittable). ``weight`` is the batch size unless a metric gives a count."""
-    new = dict(acc)
-    for key in acc:
-        agg = AGGREGATIONS[specs[key].mode]()
-        new[key] = agg.update(acc[key], _f32(values[key]), _f32(counts.get(key, weight)))
+    new = {}
+    for mode, keys in _groups(specs).items():
+        value = jnp.stack([_f32(values[k]) for k in keys])
+        count = jnp.stack([_f32(counts.get(k, weight)) for k in keys])
+        new[mode] = AGGREGATIONS[LogMetricMode[mode]]().update(acc[mode], value, count)
     return new
 
 
 def accumulator_results(acc: dict, specs: Mapping[str, MetricSpec]) -> dict[str, Array]:
     """Finished values of every metric in ``acc`` (jittable; fetch the result once per log point)."""
-    return {k: AGGREGATIONS[specs[k].mode]().result(s) for k, s in acc.items()}
+    out = {}
+    for mode, keys in _groups(specs).items():
+        result = AGGREGATIONS[LogMetricMode[mode]]().result(acc[mode])
+        out.update({key: result[i] for i, key in enumerate(keys)})
+    return out
 
 
 def concat_values(values: Mapping, specs: Mapping[str, MetricSpec]) -> dict:

@@ -15,7 +15,14 @@ import jax.numpy as jnp
 import optax
 
 from jax_trainer.logger.enums import LogMetricMode, LogMode
-from jax_trainer.logger.metrics import AGGREGATIONS, MetricSpec, concat_values, split_metrics
+from jax_trainer.logger.metrics import (
+    MetricSpec,
+    accumulator_results,
+    concat_values,
+    init_accumulator,
+    split_metrics,
+    update_accumulator,
+)
 
 EVAL_PREFIX = "eval"
 
@@ -80,42 +87,6 @@ def discover_specs(values_fn: Callable, *args) -> dict[str, MetricSpec]:
     return found
 
 
-class _Groups:
-    """Accumulator state with the metrics of one aggregation mode stacked into vectors.
-
-    Folding a step is then one fused update per mode rather than a few tiny kernels per metric, which on CPU,
-    where every kernel has a fixed cost, is a measurable part of a small model's step.
-    """
-
-    def __init__(self, specs: dict[str, MetricSpec]):
-        groups: dict[LogMetricMode, list[str]] = {}
-        for key, spec in specs.items():
-            if spec.mode != LogMetricMode.CONCAT:
-                groups.setdefault(spec.mode, []).append(key)
-        self.keys = {mode.name: tuple(keys) for mode, keys in groups.items()}
-
-    def init(self) -> dict:
-        def vector(n):
-            return lambda x: jnp.full((n,), x, jnp.float32)
-
-        return {m: jax.tree.map(vector(len(k)), AGGREGATIONS[LogMetricMode[m]]().init()) for m, k in self.keys.items()}
-
-    def update(self, state: dict, values: dict, counts: dict, weight) -> dict:
-        new = {}
-        for mode, keys in self.keys.items():
-            value = jnp.stack([jnp.asarray(values[k], jnp.float32) for k in keys])
-            count = jnp.stack([jnp.asarray(counts.get(k, weight), jnp.float32) for k in keys])
-            new[mode] = AGGREGATIONS[LogMetricMode[mode]]().update(state[mode], value, count)
-        return new
-
-    def results(self, state: dict) -> dict:
-        out = {}
-        for mode, keys in self.keys.items():
-            result = AGGREGATIONS[LogMetricMode[mode]]().result(state[mode])
-            out.update({key: result[i] for i, key in enumerate(keys)})
-        return out
-
-
 class Accumulators:
     """Builds and folds the accumulator pytree: a window (reset at each log point) and an epoch part."""
 
@@ -124,7 +95,6 @@ class Accumulators:
         self.window_specs = {k: s for k, s in specs.items() if s.per_step} if windowed else {}
         self.epoch_specs = {k: s for k, s in specs.items() if s.per_epoch or not windowed}
         self.track_nonfinite = track_nonfinite
-        self._window, self._epoch = _Groups(self.window_specs), _Groups(self.epoch_specs)
 
     def init(self, start_step: int = 0, inputs: dict | None = None, extras: dict | None = None) -> dict:
         """Fresh accumulators; ``count`` continues the global step so non-finite values name their step.
@@ -132,22 +102,23 @@ class Accumulators:
         The carry also holds the epoch's loss-function ``inputs`` (value policies; read-only, passed as arrays
         so a new value never recompiles) and the ``extras`` states of on-device step extras (see StepInfo).
         """
-        acc = {"window": self._window.init(), "epoch": self._epoch.init()}
+        acc = {"window": self.init_window(), "epoch": init_accumulator(self.epoch_specs)}
         acc["count"] = jnp.asarray(start_step, jnp.int32)
         acc["samples"] = jnp.zeros((), jnp.int32)  # examples in the current log window (for throughput)
         acc["inputs"], acc["extras"] = dict(inputs or {}), dict(extras or {})
         if self.track_nonfinite:
-            epoch_keys = {k for keys in self._epoch.keys.values() for k in keys}
-            acc["nonfinite"] = {k: jnp.full((), -1, jnp.int32) for k in self.specs if k in epoch_keys}
+            acc["nonfinite"] = {
+                k: jnp.full((), -1, jnp.int32) for k, s in self.epoch_specs.items() if s.mode != LogMetricMode.CONCAT
+            }
         return acc
 
     def init_window(self) -> dict:
-        return self._window.init()
+        return init_accumulator(self.window_specs)
 
     def fold(self, acc: dict, values: dict, counts: dict, weight) -> dict:
         new = dict(acc)
-        new["window"] = self._window.update(acc["window"], values, counts, weight)
-        new["epoch"] = self._epoch.update(acc["epoch"], values, counts, weight)
+        new["window"] = update_accumulator(acc["window"], values, counts, self.window_specs, weight)
+        new["epoch"] = update_accumulator(acc["epoch"], values, counts, self.epoch_specs, weight)
         new["count"] = acc["count"] + 1
         new["samples"] = acc["samples"] + weight
         if self.track_nonfinite:
@@ -158,10 +129,10 @@ class Accumulators:
         return new
 
     def window_results(self, window: dict) -> dict:
-        return self._window.results(window)
+        return accumulator_results(window, self.window_specs)
 
     def epoch_results(self, acc: dict) -> dict:
-        return self._epoch.results(acc["epoch"])
+        return accumulator_results(acc["epoch"], self.epoch_specs)
 
     def take_window(self, acc: dict) -> tuple[dict, dict]:
         """The window's results and ``acc`` with a fresh window (one compiled call per log point)."""
