@@ -82,7 +82,7 @@ def _linen_step(config: Config, tx, exmp):
     from jax_trainer.zoo.base import BaseModelLinen
 
     model = config.model.instantiate(BaseModelLinen)
-    init_rng, dropout_rng, rng = jax.random.split(jax.random.PRNGKey(config.seed), 3)
+    init_rng, dropout_rng, rng = jax.random.split(jax.random.PRNGKey(config.trainer.seed), 3)
     variables = dict(model.init({"params": init_rng, "dropout": dropout_rng}, exmp.input, train=False))
     params = variables.pop("params")
     mutable = list(variables) or False  # e.g. ["batch_stats"]
@@ -113,7 +113,7 @@ def _nnx_step(config: Config, tx, exmp):
 
     from jax_trainer.zoo.base import BaseModelNNX
 
-    model = config.model.instantiate(BaseModelNNX, rngs=nnx.Rngs(config.seed), exmp_input=exmp.input)
+    model = config.model.instantiate(BaseModelNNX, rngs=nnx.Rngs(config.trainer.seed), exmp_input=exmp.input)
     model.train()
     graphdef, state = nnx.split((model, nnx.Optimizer(model, tx, wrt=nnx.Param)))
 

@@ -17,37 +17,34 @@ def build_data(config: Config):
 def build_trainer(config: Config, exmp_batch, write_run_dir: bool = True):
     """Instantiate the configured trainer; for a training run, write the resolved config (enough to
     rebuild it) and the example input next to its logs. Evaluating leaves the run's files as they are."""
+    config_dict = to_dict(config)
     trainer = config.trainer.instantiate(
         TrainerInterface,
         model_config=config.model,
         optimizer_config=config.optimizer,
         exmp_input=exmp_batch,
-        full_config=to_dict(config),
+        full_config=config_dict,
     )
     if write_run_dir:
-        write_run_files(trainer.log_dir, to_dict(config), exmp_batch)
+        write_run_files(trainer.log_dir, config_dict, exmp_batch)
     return trainer
 
 
 def fit(config: Config, ckpt_path: str | None = None) -> dict:
-    _, splits = build_data(config)
-    trainer = build_trainer(config, _first_batch(splits.train))
+    dataset, splits = build_data(config)
+    trainer = build_trainer(config, dataset.example_batch())
     return trainer.train_model(splits.train, splits.val, splits.test, ckpt_path=ckpt_path)
 
 
 def evaluate(config: Config, mode: str, ckpt_path: str | None) -> dict:
-    _, splits = build_data(config)
+    dataset, splits = build_data(config)
     loader = splits.val if mode == "val" else splits.test
     if loader is None:
         raise ConfigError(f"{config.dataset.class_name} provides no {mode} split", "dataset")
-    trainer = build_trainer(config, _first_batch(splits.train), write_run_dir=False)
+    trainer = build_trainer(config, dataset.example_batch(), write_run_dir=False)
     if ckpt_path is not None:
         trainer.load_model_checkpoint(ckpt_path)
     try:
         return trainer.eval_model(loader, mode, trainer.current_epoch)
     finally:
         trainer.logger.finalize("success")
-
-
-def _first_batch(loader):
-    return next(iter(loader))

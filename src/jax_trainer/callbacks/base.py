@@ -16,7 +16,6 @@ class CallbackInterface(RegistrableConfigInterface):
 @dataclass
 class CallbackConfig(ConfigInterface):
     every_n_epochs: int = 1
-    main_process_only: bool = False
 
 
 class Callback(CallbackInterface):

@@ -22,7 +22,7 @@ from compoconf import register
 
 from jax_trainer.callbacks.base import Callback, CallbackConfig
 from jax_trainer.trainer.checkpoint_io import checkpoint_dir, committed_steps
-from jax_trainer.trainer.checkpointing import finish_saves, request_save
+from jax_trainer.trainer.checkpointing import request_save
 
 LOGGER = logging.getLogger("jax_trainer")
 
@@ -104,6 +104,11 @@ class ModelCheckpoint(Callback):
                 existing,
             )
 
+    @property
+    def wants_step_end(self) -> bool:
+        """Only step-based saving needs the per-step hook; epoch saving costs nothing per step."""
+        return bool(self.config.every_n_train_steps)
+
     def on_train_step_end(self, step: int, epoch_idx: int) -> None:
         n = self.config.every_n_train_steps
         if n and step // n > self._prev_step // n:
@@ -133,9 +138,6 @@ class ModelCheckpoint(Callback):
     def on_training_end(self) -> None:
         if self.config.monitor and not self._scored and self.config.save_top_k != 0:
             LOGGER.warning("ModelCheckpoint: %r was never computed; no best checkpoint was kept.", self.config.monitor)
-
-    def finalize(self, status: str) -> None:
-        finish_saves(self.trainer)
 
     # ----------------------------------------------------------------- the saver protocol (checkpointing.save_point)
     def decide(self, step: int) -> bool:

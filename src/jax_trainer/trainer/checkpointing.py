@@ -61,7 +61,7 @@ class EpochProgress:
     """Where a train epoch starts: the restored position after a mid-epoch resume, else its first batch."""
 
     def __init__(self, trainer, epoch_idx: int):
-        resume = trainer.__dict__.pop("_resume_position", None)
+        resume, trainer.resume_position = trainer.resume_position, None
         self.trainer, self.epoch = trainer, epoch_idx
         self.resume = resume if resume is not None and resume.epoch == epoch_idx else None
         self.start_batch = self.resume.batch if self.resume else 0
@@ -162,8 +162,7 @@ def finish_saves(trainer) -> None:
     """Block until every save of this trainer is on disk and release the manager."""
     store = getattr(trainer, "_checkpoint_store", None)
     if store is not None:
-        store.wait()
-        store.close()
+        store.close()  # waits for pending saves first
         trainer._checkpoint_store = None
 
 
@@ -208,7 +207,7 @@ def restore_run_state(trainer, ckpt_path) -> int:
         (n, {key: loop[("concat", str(i), str(j))] for j, key in enumerate(keys)})
         for i, (n, keys) in enumerate(meta.get("concats", []))
     ]
-    trainer._resume_position = EpochPosition(meta["epoch"], meta["batch"], acc, concats, path)
+    trainer.resume_position = EpochPosition(meta["epoch"], meta["batch"], acc, concats, path)
     return meta["epoch"]
 
 
@@ -240,9 +239,9 @@ def load_trainer(cls, path, log_dir: str | Path | None = None):
     run's own files stay untouched.
     """
     # pylint: disable=import-outside-toplevel  (jax_trainer.config imports this package)
-    from jax_trainer.config import parse, to_dict
+    from jax_trainer.config import parse
     from jax_trainer.rundir import EXAMPLE_FILE, load_example_batch, read_config_dict
-    from jax_trainer.trainer.config import TrainerInterface
+    from jax_trainer.run import build_trainer
 
     ckpt = resolve(path, None)
     run_dir = ckpt.parent.parent
@@ -250,13 +249,8 @@ def load_trainer(cls, path, log_dir: str | Path | None = None):
     trainer_config = config.trainer
     logger = dataclasses.replace(trainer_config.logger, log_dir=str(log_dir or run_dir / "eval"), tool_config=None)
     trainer_config = dataclasses.replace(trainer_config, logger=logger, callbacks={})
-    trainer = trainer_config.instantiate(
-        TrainerInterface,
-        model_config=config.model,
-        optimizer_config=config.optimizer,
-        exmp_input=load_example_batch(run_dir / EXAMPLE_FILE),
-        full_config=to_dict(config),
-    )
+    config = dataclasses.replace(config, trainer=trainer_config)
+    trainer = build_trainer(config, load_example_batch(run_dir / EXAMPLE_FILE), write_run_dir=False)
     if not isinstance(trainer, cls):
         raise TypeError(f"{run_dir} was trained with {type(trainer).__name__}, which is not a {cls.__name__}.")
     trainer.load_model_checkpoint(ckpt)

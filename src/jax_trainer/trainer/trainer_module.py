@@ -66,6 +66,7 @@ class TrainerModule(TrainerInterface):
         self._compiled: dict[str, Any] = {}
         self._epoch_bar = EpochBar(config.enable_progress_bar)
         self.save_requests: list = []  # checkpoint savers waiting for the next save point (checkpointing.py)
+        self.resume_position = None  # a restored mid-epoch position, consumed by the next train epoch
 
     # ----------------------------------------------------------------- user hooks
     def batch_to_input(self, batch):
@@ -357,7 +358,10 @@ class TrainerModule(TrainerInterface):
                 callback.finalize(status)
             except Exception as err:  # a failing finalizer must not hide the others or the log flush
                 errors.append(err)
-        self.logger.finalize(status)
+        try:
+            checkpointing.finish_saves(self)  # whoever asked for saves, they are on disk before the run returns
+        finally:
+            self.logger.finalize(status)
         if errors and status == "success":
             raise errors[0]
 
