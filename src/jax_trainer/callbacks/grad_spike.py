@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 from dataclasses import dataclass
 
 import jax.numpy as jnp
@@ -20,6 +19,7 @@ from compoconf import register
 
 from jax_trainer.callbacks.base import Callback, CallbackConfig
 from jax_trainer.callbacks.step_extras import StepExtra
+from jax_trainer.files import write_atomic
 
 LOGGER = logging.getLogger("jax_trainer")
 MAX_SPIKES_PER_EPOCH = 256  # on-device record size; more spikes in one epoch are counted, the oldest dropped
@@ -121,10 +121,7 @@ class GradientSpikeMonitor(Callback, StepExtra):
         self.trainer.logger.log_scalars(scalars, self.trainer.global_step)
         self.unreported = 0
         if self.config.log_to_disk and self.trainer.logger.is_main_process:
-            path = self.trainer.log_dir / "gradient_spikes.json"
-            tmp = path.with_name(path.name + ".tmp")
-            tmp.write_text(json.dumps(self.spikes, indent=1))
-            os.replace(tmp, path)
+            write_atomic(self.trainer.log_dir / "gradient_spikes.json", json.dumps(self.spikes, indent=1))
 
     def state_dict(self) -> dict:
         return {"ema": self.ema, "seen": self.seen, "spikes": self.spikes, "unreported": self.unreported}

@@ -1,15 +1,18 @@
 """`Logger`: validates host metrics once and fans them out to the configured tools and the run directory."""
 
+import collections
 import json
 import logging
 import math
 import os
+import time
 from pathlib import Path
 from typing import Any, Callable
 
 import jax
 import numpy as np
 
+from ..files import write_atomic
 from .config import LoggerConfig
 from .enums import LogMode
 from .text_log import setup_text_log, teardown_text_log
@@ -19,6 +22,9 @@ from .tools.images import as_uint8_image
 LOGGER = logging.getLogger(__name__)
 _EPOCH_MODES = ("train", "val", "test")
 _STATUSES = ("success", "failed", "interrupted")
+# Epoch files are written at most this long after their epoch: on a small model an epoch takes milliseconds,
+# and a file's system calls would cost more host time than the epoch's steps (see `Logger.log_epoch_metrics`).
+EPOCH_FILES_EVERY_SECS = 1.0
 
 
 def as_float(key: str, value: Any) -> float:
@@ -37,7 +43,8 @@ class Logger:
 
     Files in ``log_dir``: ``train.log``, ``metrics/<mode>_epoch_NNNN.json`` and whatever the tools write
     (TensorBoard event files by default). Values must already be on the host: the trainer fetches them
-    once per log window, so nothing here forces a device sync per step.
+    once per log window, so nothing here forces a device sync per step. Like the tools' files, epoch files
+    are buffered briefly and written by ``flush``, ``state_dict`` (every checkpoint) and ``finalize``.
     """
 
     def __init__(self, config: LoggerConfig, log_dir: str | Path | None = None):
@@ -47,8 +54,11 @@ class Logger:
         self.last_step: int | None = None
         self._finalized = False
         self._text_handler = None
-        self._metrics_dir: Path | None = None
-        self._pending: list[Callable[[], None]] = []
+        self._metrics_dir: str | None = None
+        self._epoch_files: dict[str, str] = {}  # file name -> JSON text, not yet written
+        self._epoch_files_written = -math.inf
+        self._pending: collections.deque = collections.deque()  # (write, ready) pairs, oldest first
+        self._writing = False
         self.tools: list[ToolLoggerInterface] = []
         if not self.is_main_process:
             return
@@ -70,22 +80,32 @@ class Logger:
             raise RuntimeError("Logger was finalized; create a new one to log again.")
         self.write_pending()
 
-    def defer(self, write: Callable[[], None]) -> None:
-        """Run ``write`` (logging calls) at the next ``write_pending()``, or first thing in any later call that
-        writes or reads this log, so the order of writes is kept.
+    def defer(self, write: Callable[[], None], ready: Callable[[], bool] | None = None) -> None:
+        """Run ``write`` (logging calls) at a later ``write_pending()``, or first thing in any later call that
+        writes or reads this log, so the order of writes is kept. ``ready`` tells whether the device values
+        ``write`` reads are computed.
 
-        The trainer defers its epoch reports and step-window logs until the next step is dispatched: at an epoch
-        end the device was just drained to fetch the metrics, and file and tool I/O done before the next dispatch
-        would leave it idle; a window's values, read after that dispatch, are ready without draining it.
+        The trainer defers its epoch reports until the next step is dispatched (at an epoch end the device was
+        just drained to fetch the metrics; file and tool I/O before the next dispatch would leave it idle), and
+        its step-window logs until their values are ready, so that reading them never waits for the device.
         """
-        self._pending.append(write)
+        self._pending.append((write, ready))
 
-    def write_pending(self) -> None:
-        """Run the deferred writes, oldest first (a no-op when there are none)."""
-        while self._pending:
-            pending, self._pending = self._pending, []
-            for write in pending:
+    def write_pending(self, wait: bool = True) -> None:
+        """Run the deferred writes, oldest first. ``wait=False`` (the train loop, every step) stops at the first
+        write whose values are not ready yet, rather than waiting for the device."""
+        if self._writing:  # a deferred write logging through this logger: the loop below keeps the order
+            return
+        self._writing = True
+        try:
+            while self._pending:
+                write, ready = self._pending[0]
+                if not wait and ready is not None and not ready():
+                    return
+                self._pending.popleft()
                 write()
+        finally:
+            self._writing = False
 
     def log_hparams(self, config: dict[str, Any], metrics: dict[str, float] | None = None) -> None:
         """Record the resolved config (TensorBoard hparams plugin, W&B config, CSV tool's hparams.json)."""
@@ -118,14 +138,22 @@ class Logger:
         self._seen(step)
         if not self.is_main_process:
             return
-        if self._metrics_dir is None:  # created once: mkdir(exist_ok=True) costs a failing system call each time
-            self._metrics_dir = self.log_dir / "metrics"
-            self._metrics_dir.mkdir(exist_ok=True)
-        path = self._metrics_dir / f"{mode}_epoch_{epoch:04d}.json"
-        tmp = path.with_name(path.name + ".tmp")
         # One line: json's C encoder only serves indent=None, and this runs after every epoch.
-        tmp.write_text(json.dumps({**values, "epoch": epoch, "step": step}, allow_nan=True))
-        os.replace(tmp, path)
+        self._epoch_files[f"{mode}_epoch_{epoch:04d}.json"] = json.dumps(
+            {**values, "epoch": epoch, "step": step}, allow_nan=True
+        )
+        if time.monotonic() - self._epoch_files_written >= EPOCH_FILES_EVERY_SECS:
+            self._write_epoch_files()
+
+    def _write_epoch_files(self) -> None:
+        if self._epoch_files:
+            if self._metrics_dir is None:  # created once: mkdir(exist_ok=True) costs a failing system call
+                self._metrics_dir = os.path.join(self.log_dir, "metrics")
+                os.makedirs(self._metrics_dir, exist_ok=True)
+            for name, text in self._epoch_files.items():
+                write_atomic(f"{self._metrics_dir}/{name}", text)
+            self._epoch_files.clear()
+        self._epoch_files_written = time.monotonic()
 
     def log_image(self, key: str, image, step: int) -> None:
         """Write an (H, W, C) image, uint8 or float in [0, 1], to every tool."""
@@ -151,6 +179,7 @@ class Logger:
     def flush(self) -> None:
         """Push everything written so far to disk."""
         self.write_pending()
+        self._write_epoch_files()
         for tool in self.tools:
             tool.flush()
         if self._text_handler is not None:
@@ -165,6 +194,7 @@ class Logger:
         errors = []
         try:
             self.write_pending()
+            self._write_epoch_files()
         except Exception as err:  # pylint: disable=broad-except  # the tools must still be closed
             errors.append(err)
             LOGGER.exception("Writing deferred metrics failed.")
@@ -185,6 +215,7 @@ class Logger:
         """What a resumed run needs to continue this log: the last step written (JSON-able). Deferred writes
         are done first, so a checkpoint recording this state never outlives the files it counts on."""
         self.write_pending()
+        self._write_epoch_files()
         return {"last_step": self.last_step}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:

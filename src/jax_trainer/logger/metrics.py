@@ -200,13 +200,21 @@ def update_accumulator(acc: dict, values: Mapping, counts: Mapping, specs: Mappi
     return new
 
 
+def result_keys(specs: Mapping[str, MetricSpec]) -> tuple[str, ...]:
+    """The metrics of :func:`results_vector`, in its order."""
+    return tuple(key for keys in _groups(specs).values() for key in keys)
+
+
+def results_vector(acc: dict, specs: Mapping[str, MetricSpec]) -> Array:
+    """Finished values of every metric in ``acc`` as one float32 vector in :func:`result_keys` order (jittable):
+    a log point fetches one array from the device, not one per metric."""
+    parts = [AGGREGATIONS[LogMetricMode[mode]]().result(acc[mode]) for mode in _groups(specs)]
+    return jnp.concatenate(parts) if parts else jnp.zeros((0,), jnp.float32)
+
+
 def accumulator_results(acc: dict, specs: Mapping[str, MetricSpec]) -> dict[str, Array]:
-    """Finished values of every metric in ``acc`` (jittable; fetch the result once per log point)."""
-    out = {}
-    for mode, keys in _groups(specs).items():
-        result = AGGREGATIONS[LogMetricMode[mode]]().result(acc[mode])
-        out.update({key: result[i] for i, key in enumerate(keys)})
-    return out
+    """:func:`results_vector` by metric name."""
+    return dict(zip(result_keys(specs), results_vector(acc, specs)))
 
 
 def concat_values(values: Mapping, specs: Mapping[str, MetricSpec]) -> dict:

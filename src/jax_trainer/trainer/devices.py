@@ -21,8 +21,8 @@ class DataParallel:
             mesh = Mesh(np.array(jax.devices()), ("data",))
         self.mesh = mesh
         # On CPU device memory is host memory: the compiled step takes numpy batches as they are, and a copy
-        # ahead of use would only add a dispatch per step.
-        self._host_is_device = mesh is None and jax.default_backend() == "cpu"
+        # ahead of use would only add work per step.
+        self.host_is_device = mesh is None and jax.default_backend() == "cpu"
 
     @property
     def num_shards(self) -> int:
@@ -35,7 +35,7 @@ class DataParallel:
 
     def put_batch(self, batch, stacked: bool = False):
         """Device copy of a batch; ``stacked`` batches carry a leading steps axis before the batch axis."""
-        if self._host_is_device:
+        if self.host_is_device:
             return batch
         if self.mesh is None:
             return _to_default_device(batch)

@@ -1,9 +1,9 @@
 """Step logging: every ``log_steps_every`` steps the window's metrics go to the logger without draining the device.
 
 At a log point the loop dispatches the window's results (and a fresh window into the carry). The values are read
-once the next step is dispatched (``Logger.defer``): by then they are ready and the device has work, where reading
-them at once would leave it idle until the host dispatched again. With ``detect_nans`` the log point syncs anyway,
-to stop at a non-finite value, so the window is read and written at once.
+once the device has computed them (``Logger.defer`` with a readiness check, polled after each step's dispatch), so
+the host never waits for them: waiting would leave the device idle until the host dispatched again. With
+``detect_nans`` the log point syncs anyway, to stop at a non-finite value, so the window is read and written at once.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import time
 
-import jax
+import numpy as np
 
 
 class StepLog:
@@ -24,19 +24,18 @@ class StepLog:
     def log(self, acc: dict) -> dict:
         """Log the window ending at the current step; returns ``acc`` with a fresh window."""
         trainer = self.trainer
-        samples, step = acc["samples"], trainer.global_step
-        results, acc = trainer._compiled["take_window"](acc)
-        write = functools.partial(self._write, results, samples, step)
+        window, acc = trainer._compiled["take_window"](acc)
+        write = functools.partial(self._write, window, trainer.global_step)
         if trainer.config.detect_nans:
             trainer._check_nonfinite(acc, self.epoch_idx)
             write()
         else:
-            trainer.logger.defer(write)
+            trainer.logger.defer(write, ready=window.is_ready)
         return acc
 
-    def _write(self, results, samples, step: int) -> None:
-        host, n_samples = jax.device_get((results, samples))
-        scalars = self.trainer.derive_metrics({k: float(v) for k, v in host.items()})
+    def _write(self, window, step: int) -> None:
+        *values, n_samples = np.asarray(window).tolist()  # the window's metrics, then its example count
+        scalars = self.trainer.derive_metrics(dict(zip(self.trainer._train_acc.window_keys, values)))
         now = time.perf_counter()
         n_steps = max(1, step - self.start_step)
         scalars["train/step_time"] = (now - self.start_time) / n_steps

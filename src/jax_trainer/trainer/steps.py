@@ -17,9 +17,10 @@ import optax
 from jax_trainer.logger.enums import LogMetricMode, LogMode
 from jax_trainer.logger.metrics import (
     MetricSpec,
-    accumulator_results,
     concat_values,
     init_accumulator,
+    result_keys,
+    results_vector,
     split_metrics,
     update_accumulator,
 )
@@ -94,6 +95,7 @@ class Accumulators:
         self.specs = specs
         self.window_specs = {k: s for k, s in specs.items() if s.per_step} if windowed else {}
         self.epoch_specs = {k: s for k, s in specs.items() if s.per_epoch or not windowed}
+        self.window_keys, self.epoch_keys = result_keys(self.window_specs), result_keys(self.epoch_specs)
         self.track_nonfinite = track_nonfinite
 
     def init(self, start_step: int = 0, inputs: dict | None = None, extras: dict | None = None) -> dict:
@@ -128,16 +130,20 @@ class Accumulators:
             }
         return new
 
-    def window_results(self, window: dict) -> dict:
-        return accumulator_results(window, self.window_specs)
+    def window_results(self, window: dict) -> jax.Array:
+        """The window's metrics as one vector, ``window_keys`` order."""
+        return results_vector(window, self.window_specs)
 
-    def epoch_results(self, acc: dict) -> dict:
-        return accumulator_results(acc["epoch"], self.epoch_specs)
+    def epoch_results(self, acc: dict) -> jax.Array:
+        """The epoch's metrics as one vector, ``epoch_keys`` order."""
+        return results_vector(acc["epoch"], self.epoch_specs)
 
-    def take_window(self, acc: dict) -> tuple[dict, dict]:
-        """The window's results and ``acc`` with a fresh window (one compiled call per log point)."""
+    def take_window(self, acc: dict) -> tuple[jax.Array, dict]:
+        """The window's results with its example count appended, as one vector, and ``acc`` with a fresh
+        window (one compiled call and one fetch per log point)."""
         fresh = {"window": self.init_window(), "samples": jnp.zeros_like(acc["samples"])}
-        return self.window_results(acc["window"]), {**acc, **fresh}
+        window = jnp.concatenate([self.window_results(acc["window"]), acc["samples"].astype(jnp.float32)[None]])
+        return window, {**acc, **fresh}
 
 
 def make_train_step(

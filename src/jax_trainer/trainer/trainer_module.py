@@ -22,7 +22,7 @@ from jax_trainer.backends import get_backend
 from jax_trainer.callbacks.base import CallbackInterface
 from jax_trainer.callbacks.step_extras import StepExtras
 from jax_trainer.callbacks.value_policies import ValuePolicyInterface, policy_values
-from jax_trainer.logger.enums import LogMetricMode, LogMode
+from jax_trainer.logger.enums import LogMode
 from jax_trainer.logger.logger import Logger
 from jax_trainer.logger.progress import EpochBar, ProgressBar
 from jax_trainer.optimizer import build_optimizer, current_learning_rate
@@ -178,7 +178,7 @@ class TrainerModule(TrainerInterface):
             step_fn = self._compiled["train_multi"] if n_steps > 1 else self._compiled["train"]
             (leaves, acc), concat = step_fn((self._flat_state.leaves, acc), batch)
             self._flat_state.set_leaves(leaves)
-            self.logger.write_pending()  # deferred logs (last window, last epoch report): the device has work now
+            self.logger.write_pending(wait=False)  # deferred logs whose values are ready: the device has work now
             if concat:
                 concats.append((n_steps, concat))
             self.global_step += n_steps
@@ -209,7 +209,7 @@ class TrainerModule(TrainerInterface):
                 self._build_eval_step(batch, inputs, model_treedef)
                 acc = self._compiled["eval_init"](0, inputs)
             acc, concat = self._compiled["eval"](model_leaves, acc, batch)
-            self.logger.write_pending()
+            self.logger.write_pending(wait=False)
             if concat:
                 concats.append((1, concat))
             bar.update(1)
@@ -296,20 +296,22 @@ class TrainerModule(TrainerInterface):
         """(n_steps, device batch) pairs: K stacked batches per dispatch, singles for the remainder."""
         k = dispatch or self.config.steps_per_dispatch
         groups = _group_batches(batches, k) if k > 1 else ((1, b) for b in batches)
+        if self.data_parallel.host_is_device:
+            return groups
         return prefetch_to_device(groups, size=2, put=self.data_parallel.put_batch)
 
     def _fetch_epoch(self, accumulators, acc, mode: str, epoch_idx: int, concats: list) -> dict:
         """Fetch an epoch's metrics once: scalars under ``<mode>/``, CONCAT values as numpy arrays."""
         if self.config.detect_nans:
             self._check_nonfinite(acc, epoch_idx)
-        results = jax.device_get(self._compiled["train_results" if mode == "train" else "eval_results"](acc))
+        results = self._compiled["train_results" if mode == "train" else "eval_results"](acc)
         phase = PHASES[mode]
         metrics: dict[str, Any] = {}
-        for key, value in results.items():
+        for key, value in zip(accumulators.epoch_keys, np.asarray(results).tolist()):  # one copy from the device
             if accumulators.specs[key].log_mode.includes(phase):
-                metrics[_rename(key, mode)] = float(value)
+                metrics[_rename(key, mode)] = value
         metrics = self.derive_metrics(metrics)
-        host_concats = jax.device_get(concats)
+        host_concats = jax.device_get(concats) if concats else []
         for key in {k for _, c in host_concats for k in c}:
             if accumulators.specs[key].log_mode.includes(phase):
                 parts = [_unstack(np.asarray(c[key]), n) for n, c in host_concats]

@@ -1,8 +1,8 @@
 """Plain-file logging for users without TensorBoard: a long-format CSV, the config as JSON, PNG images."""
 
 import csv
+import io
 import json
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,6 +10,7 @@ from typing import Any
 
 from compoconf import ConfigInterface, register
 
+from ...files import write_atomic
 from .base import ToolLoggerInterface, jsonable, tool_dir
 from .images import encode_png
 
@@ -53,9 +54,7 @@ class CSVToolLogger(ToolLoggerInterface):
 
     def log_hparams(self, config: dict[str, Any], metrics: dict[str, float] | None = None) -> None:
         record = {"config": jsonable(config), "metrics": dict(metrics or {})}
-        tmp = self.log_dir / "hparams.json.tmp"
-        tmp.write_text(json.dumps(record, indent=2), encoding="utf-8")
-        os.replace(tmp, self.log_dir / "hparams.json")
+        write_atomic(self.log_dir / "hparams.json", json.dumps(record, indent=2))
         if metrics:
             self.log_scalars(metrics, 0)
 
@@ -69,12 +68,11 @@ class CSVToolLogger(ToolLoggerInterface):
         self._file.close()
         with open(self.path, newline="", encoding="utf-8") as handle:
             rows = [row for row in csv.reader(handle)][1:]
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        with open(tmp, "w", newline="", encoding="utf-8") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(_HEADER)
-            writer.writerows(row for row in rows if len(row) == 3 and row[0].isdigit() and int(row[0]) <= step)
-        os.replace(tmp, self.path)
+        kept = io.StringIO(newline="")
+        writer = csv.writer(kept)
+        writer.writerow(_HEADER)
+        writer.writerows(row for row in rows if len(row) == 3 and row[0].isdigit() and int(row[0]) <= step)
+        write_atomic(self.path, kept.getvalue())
         self._open()
 
     def flush(self) -> None:

@@ -8,9 +8,9 @@ from typing import Any
 from compoconf import ConfigInterface, register
 from tensorboard.compat.proto import event_pb2, summary_pb2
 from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2
-from tensorboard.summary.writer.event_file_writer import EventFileWriter
 
 from .base import ToolLoggerInterface, flatten_config, hparam_value, tool_dir
+from .event_file import EventFile
 from .images import encode_png
 
 _STATUS = {
@@ -50,13 +50,13 @@ class TensorboardToolLogger(ToolLoggerInterface):
     def __init__(self, config: TensorboardToolLoggerConfig, log_dir: Path):
         self.config = config
         self.log_dir = tool_dir(log_dir, config.save_dir, config.name, config.version, config.use_timestamp_version)
-        self._writer = EventFileWriter(str(self.log_dir), flush_secs=config.flush_secs)
+        self._writer = EventFile(str(self.log_dir), config.flush_secs)
         self._session_events: list[event_pb2.Event] = []
         self._closed = False
 
     def _write(self, step: int, summary: summary_pb2.Summary) -> event_pb2.Event:
         event = event_pb2.Event(wall_time=time.time(), step=step, summary=summary)
-        self._writer.add_event(event)
+        self._writer.write(event)
         return event
 
     def log_scalars(self, metrics: dict[str, float], step: int) -> None:
@@ -100,10 +100,10 @@ class TensorboardToolLogger(ToolLoggerInterface):
     def resume(self, step: int) -> None:
         restart = step + 1
         marker = event_pb2.SessionLog(status=event_pb2.SessionLog.START)
-        self._writer.add_event(event_pb2.Event(wall_time=time.time(), step=restart, session_log=marker))
+        self._writer.write(event_pb2.Event(wall_time=time.time(), step=restart, session_log=marker))
         if restart <= 0:  # the restart also discards this session's hparams (step 0): write them again
             for event in self._session_events:
-                self._writer.add_event(event)
+                self._writer.write(event)
 
     def flush(self) -> None:
         if not self._closed:
