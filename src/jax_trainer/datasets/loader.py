@@ -59,6 +59,7 @@ class NumpyLoader:
             )
         self._epoch = 0
         self._batch_idx = 0
+        self._shuffled: tuple = (None, None)  # ((seed, epoch, num_examples), read-only order): see __iter__
 
     def __len__(self) -> int:
         if self.drop_last:
@@ -89,7 +90,12 @@ class NumpyLoader:
         """Example indices of ``epoch`` in the order they are served."""
         if not self.shuffle:
             return np.arange(self.num_examples)
-        return np.random.default_rng([self.seed, epoch]).permutation(self.num_examples)
+        key = (self.seed, epoch, self.num_examples)
+        if self._shuffled[0] != key:
+            order = np.random.default_rng([self.seed, epoch]).permutation(self.num_examples)
+            order.flags.writeable = False
+            self._shuffled = (key, order)
+        return self._shuffled[1]
 
     def iter_from(self, start_batch: int):
         """Iterate the current epoch from batch ``start_batch`` (a mid-epoch resume)."""
@@ -105,6 +111,9 @@ class NumpyLoader:
             batch = jax.tree_util.tree_map(lambda a, rows=rows: a[rows], self.arrays)
             self._batch_idx = i + 1
             yield batch
+        # Shuffle the next epoch now, while the device still works through this one's last steps: a training loop
+        # asks for it right after its epoch-end sync, when host work leaves the device idle.
+        self.order(self._epoch + 1)
 
     def _shard(self, rows: np.ndarray) -> np.ndarray:
         if self.num_shards == 1:

@@ -22,9 +22,10 @@ from .tools.images import as_uint8_image
 LOGGER = logging.getLogger(__name__)
 _EPOCH_MODES = ("train", "val", "test")
 _STATUSES = ("success", "failed", "interrupted")
-# Epoch files are written at most this long after their epoch: on a small model an epoch takes milliseconds,
-# and a file's system calls would cost more host time than the epoch's steps (see `Logger.log_epoch_metrics`).
-EPOCH_FILES_EVERY_SECS = 1.0
+# Host writes are batched: deferred writes run, and epoch files are written, at most every BATCH_SECS. On a small
+# model an epoch takes milliseconds; writing after each one costs more host time than its steps (cold Python paths
+# and system calls), time taken from the device on a small machine. A batch runs warm and pays each file once.
+BATCH_SECS = 0.5
 
 
 def as_float(key: str, value: Any) -> float:
@@ -57,7 +58,7 @@ class Logger:
         self._metrics_dir: str | None = None
         self._epoch_files: dict[str, str] = {}  # file name -> JSON text, not yet written
         self._epoch_files_written = -math.inf
-        self._pending: collections.deque = collections.deque()  # (write, ready) pairs, oldest first
+        self._pending: collections.deque = collections.deque()  # (write, ready, time deferred), oldest first
         self._writing = False
         self.tools: list[ToolLoggerInterface] = []
         if not self.is_main_process:
@@ -85,21 +86,24 @@ class Logger:
         writes or reads this log, so the order of writes is kept. ``ready`` tells whether the device values
         ``write`` reads are computed.
 
-        The trainer defers its epoch reports until the next step is dispatched (at an epoch end the device was
-        just drained to fetch the metrics; file and tool I/O before the next dispatch would leave it idle), and
-        its step-window logs until their values are ready, so that reading them never waits for the device.
+        The trainer defers its epoch reports and step-window logs: at an epoch end the device was just drained to
+        fetch the metrics, and I/O before the next dispatch would leave it idle; a window's values are read once
+        ready, so that reading them never waits for the device. Both are written in batches (``BATCH_SECS``).
         """
-        self._pending.append((write, ready))
+        self._pending.append((write, ready, time.monotonic()))
 
     def write_pending(self, wait: bool = True) -> None:
-        """Run the deferred writes, oldest first. ``wait=False`` (the train loop, every step) stops at the first
-        write whose values are not ready yet, rather than waiting for the device."""
+        """Run the deferred writes, oldest first. ``wait=False`` (the loops call it after every step) writes only
+        once the oldest is ``BATCH_SECS`` old, and stops at the first write whose values are not ready yet
+        rather than waiting for the device."""
         if self._writing:  # a deferred write logging through this logger: the loop below keeps the order
+            return
+        if not wait and (not self._pending or time.monotonic() - self._pending[0][2] < BATCH_SECS):
             return
         self._writing = True
         try:
             while self._pending:
-                write, ready = self._pending[0]
+                write, ready, _ = self._pending[0]
                 if not wait and ready is not None and not ready():
                     return
                 self._pending.popleft()
@@ -142,7 +146,7 @@ class Logger:
         self._epoch_files[f"{mode}_epoch_{epoch:04d}.json"] = json.dumps(
             {**values, "epoch": epoch, "step": step}, allow_nan=True
         )
-        if time.monotonic() - self._epoch_files_written >= EPOCH_FILES_EVERY_SECS:
+        if time.monotonic() - self._epoch_files_written >= BATCH_SECS:
             self._write_epoch_files()
 
     def _write_epoch_files(self) -> None:

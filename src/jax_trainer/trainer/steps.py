@@ -98,16 +98,17 @@ class Accumulators:
         self.window_keys, self.epoch_keys = result_keys(self.window_specs), result_keys(self.epoch_specs)
         self.track_nonfinite = track_nonfinite
 
-    def init(self, start_step: int = 0, inputs: dict | None = None, extras: dict | None = None) -> dict:
+    def init(self, start_step: int = 0, inputs: dict | None = None) -> dict:
         """Fresh accumulators; ``count`` continues the global step so non-finite values name their step.
 
         The carry also holds the epoch's loss-function ``inputs`` (value policies; read-only, passed as arrays
-        so a new value never recompiles) and the ``extras`` states of on-device step extras (see StepInfo).
+        so a new value never recompiles) and ``extras``, the states of on-device step extras (see StepInfo),
+        which the trainer fills from its callbacks.
         """
         acc = {"window": self.init_window(), "epoch": init_accumulator(self.epoch_specs)}
         acc["count"] = jnp.asarray(start_step, jnp.int32)
         acc["samples"] = jnp.zeros((), jnp.int32)  # examples in the current log window (for throughput)
-        acc["inputs"], acc["extras"] = dict(inputs or {}), dict(extras or {})
+        acc["inputs"], acc["extras"] = dict(inputs or {}), {}
         if self.track_nonfinite:
             acc["nonfinite"] = {
                 k: jnp.full((), -1, jnp.int32) for k, s in self.epoch_specs.items() if s.mode != LogMetricMode.CONCAT
@@ -137,6 +138,11 @@ class Accumulators:
     def epoch_results(self, acc: dict) -> jax.Array:
         """The epoch's metrics as one vector, ``epoch_keys`` order."""
         return results_vector(acc["epoch"], self.epoch_specs)
+
+    def finish_epoch(self, acc: dict, next_inputs: dict) -> tuple[jax.Array, dict]:
+        """The epoch's results and the next epoch's fresh accumulators, in one call: between the epoch-end fetch
+        and the next epoch's first step the device is idle, so the next epoch's carry is made before."""
+        return self.epoch_results(acc), self.init(acc["count"], next_inputs)
 
     def take_window(self, acc: dict) -> tuple[jax.Array, dict]:
         """The window's results with its example count appended, as one vector, and ``acc`` with a fresh

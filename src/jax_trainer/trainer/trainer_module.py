@@ -67,6 +67,7 @@ class TrainerModule(TrainerInterface):
         self._epoch_bar = EpochBar(config.enable_progress_bar)
         self.save_requests: list = []  # checkpoint savers waiting for the next save point (checkpointing.py)
         self.resume_position = None  # a restored mid-epoch position, consumed by the next train epoch
+        self._next_train_acc = None  # (global step, epoch, accumulators) made at the previous epoch's end
 
     # ----------------------------------------------------------------- user hooks
     def batch_to_input(self, batch):
@@ -162,11 +163,7 @@ class TrainerModule(TrainerInterface):
         if first is None:
             raise ValueError(f"The train loader yielded no batches in epoch {epoch_idx}.")
         self._build_train_steps(first)
-        acc, concats = progress.carry(
-            self._compiled["train_init"](
-                self.global_step, policy_values(self.value_policies, epoch_idx), self._step_extras.init()
-            )
-        )
+        acc, concats = progress.carry(self._fresh_train_acc(epoch_idx))
         bar = self._epoch_bar.start(_len_or_none(loader), f"Epoch {epoch_idx}")
         step_callbacks = [cb for cb in self.callbacks if cb.wants_step_end]
         log_every = self.config.logger.log_steps_every
@@ -189,9 +186,13 @@ class TrainerModule(TrainerInterface):
             bar.update(n_steps)
             if self._max_steps_reached():
                 break
-        metrics = self._fetch_epoch(self._train_acc, acc, "train", epoch_idx, concats)
+        results, next_acc = self._compiled["train_finish"](acc, policy_values(self.value_policies, epoch_idx + 1))
+        self._next_train_acc = (self.global_step, epoch_idx + 1, next_acc)
+        metrics = self._fetch_epoch(self._train_acc, acc, results, "train", epoch_idx, concats)
         self._step_extras.hand_back(acc["extras"])
         metrics["train/epoch_time"] = time.perf_counter() - epoch_start
+        if "train/loss" in metrics:  # the epoch's mean loss; window logs show theirs when written (in batches)
+            bar.set_postfix(loss=metrics["train/loss"])
         self._write_epoch_metrics(metrics, "train", epoch_idx)
         self._run_callbacks("on_training_epoch_end", metrics, epoch_idx)
         return metrics
@@ -216,7 +217,7 @@ class TrainerModule(TrainerInterface):
         bar.close()
         if acc is None:
             raise ValueError(f"The {mode} loader yielded no batches.")
-        metrics = self._fetch_epoch(self._eval_acc, acc, mode, epoch_idx, concats)
+        metrics = self._fetch_epoch(self._eval_acc, acc, self._compiled["eval_results"](acc), mode, epoch_idx, concats)
         self._write_epoch_metrics(metrics, mode, epoch_idx)
         self._run_callbacks(f"on_{hook}_epoch_end", metrics, epoch_idx)
         return {k: v for k, v in metrics.items() if isinstance(v, float)}
@@ -258,8 +259,11 @@ class TrainerModule(TrainerInterface):
         self._compiled["train"] = self._jit(step, donate_argnums=(0,))
         self._compiled["train_multi"] = self._jit(S.scan_steps(step), donate_argnums=(0,))
         self._compiled["train_treedef"] = treedef
-        self._compile_accumulators("train", self._train_acc)
+        # Compiled, each accumulator call is one dispatch instead of one per small op.
+        self._compiled["train_init"] = self._jit(self._train_acc.init)
+        self._compiled["train_finish"] = self._jit(self._train_acc.finish_epoch)
         self._compiled["take_window"] = self._jit(self._train_acc.take_window)
+        self._next_train_acc = None
 
     def _build_eval_step(self, batch, inputs: dict, treedef) -> None:
         if "eval" in self._compiled and self._compiled["eval_treedef"] == treedef:
@@ -270,12 +274,18 @@ class TrainerModule(TrainerInterface):
         eval_step = first_arg_leaves(S.make_eval_step(self.backend, self._eval_acc), treedef)
         self._compiled["eval"] = self._jit(eval_step, donate_argnums=(1,))
         self._compiled["eval_treedef"] = treedef
-        self._compile_accumulators("eval", self._eval_acc)
+        self._compiled["eval_init"] = self._jit(self._eval_acc.init)
+        self._compiled["eval_results"] = self._jit(self._eval_acc.epoch_results)
 
-    def _compile_accumulators(self, phase: str, accumulators: S.Accumulators) -> None:
-        """Init and results run once per epoch each; compiled, each is one dispatch instead of one per small op."""
-        self._compiled[f"{phase}_init"] = self._jit(accumulators.init)
-        self._compiled[f"{phase}_results"] = self._jit(accumulators.epoch_results)
+    def _fresh_train_acc(self, epoch_idx: int) -> dict:
+        """Empty accumulators for ``epoch_idx``: made by the previous epoch's closing call when it ended where this
+        one starts, else by a compiled init. Step extras start from their callbacks' host state."""
+        prepared, self._next_train_acc = self._next_train_acc, None
+        if prepared is not None and prepared[:2] == (self.global_step, epoch_idx):
+            fresh = prepared[2]
+        else:
+            fresh = self._compiled["train_init"](self.global_step, policy_values(self.value_policies, epoch_idx))
+        return {**fresh, "extras": jax.tree.map(np.asarray, self._step_extras.init())}
 
     def _config_dict(self) -> dict:
         """The resolved configs as plain dicts, for a trainer built in Python rather than from a config file."""
@@ -300,11 +310,11 @@ class TrainerModule(TrainerInterface):
             return groups
         return prefetch_to_device(groups, size=2, put=self.data_parallel.put_batch)
 
-    def _fetch_epoch(self, accumulators, acc, mode: str, epoch_idx: int, concats: list) -> dict:
-        """Fetch an epoch's metrics once: scalars under ``<mode>/``, CONCAT values as numpy arrays."""
+    def _fetch_epoch(self, accumulators, acc, results, mode: str, epoch_idx: int, concats: list) -> dict:
+        """Fetch an epoch's metrics once (``results``: the epoch's results vector): scalars under ``<mode>/``,
+        CONCAT values as numpy arrays."""
         if self.config.detect_nans:
             self._check_nonfinite(acc, epoch_idx)
-        results = self._compiled["train_results" if mode == "train" else "eval_results"](acc)
         phase = PHASES[mode]
         metrics: dict[str, Any] = {}
         for key, value in zip(accumulators.epoch_keys, np.asarray(results).tolist()):  # one copy from the device
