@@ -10,8 +10,9 @@ import numpy as np
 
 from jax_trainer.bench import count_compilations
 from jax_trainer.callbacks.base import Callback, CallbackConfig
+from jax_trainer.datasets import NumpyLoader, SupervisedBatch
 from jax_trainer.zoo.configs import MLPClassifierConfig
-from trainer_helpers import classifier, fixed_batches
+from trainer_helpers import classifier, digits_splits, fixed_batches
 
 
 class CompileSnapshots(Callback):
@@ -41,13 +42,33 @@ def test_steps_compile_once(mode, tmp_path):
 
 
 def test_dispatch_compiles_once_per_shape(mode, tmp_path):
-    """K=4 over 10 batches: two scanned dispatches and two single steps per epoch, each compiled once."""
+    """K=4 over 10 batches: runs of 4, 4 and 2 per epoch, one dispatch each; each run length compiles once."""
     trainer = classifier(mode, tmp_path, train_epochs=2, steps_per_dispatch=4)
     with count_compilations() as counts:
         trainer.train_model(fixed_batches(10, batch_size=16))
-    assert counts["jit(train_steps_scanned)"] == 1, counts
-    assert counts["jit(train_step)"] == 1, counts
+    assert counts["jit(train_steps_scanned)"] == 2, counts
+    assert counts["jit(train_step)"] == 0, counts
     assert trainer.global_step == 20
+
+
+def test_dispatch_over_the_bundled_loader(mode, tmp_path):
+    """A shuffled NumpyLoader of 19 batches, the last one short: K=16 runs 16, 2 and the short batch alone per
+    epoch, each gathered at once, and trains bitwise as K=1; compiles: two run lengths and the short batch."""
+    data = digits_splits().train.arrays
+    data = SupervisedBatch(data.input[:300], data.target[:300])
+
+    def run(k, log_dir):
+        loader = NumpyLoader(data, 16, shuffle=True, seed=5)
+        trainer = classifier(mode, log_dir, train_epochs=2, steps_per_dispatch=k)
+        with count_compilations() as counts:
+            trainer.train_model(loader)
+        return [np.asarray(x) for x in jax.tree.leaves(trainer.backend.state_dict(trainer.state))], counts
+
+    state_1, _ = run(1, tmp_path / "k1")
+    state_16, counts = run(16, tmp_path / "k16")
+    assert counts["jit(train_steps_scanned)"] == 2 and counts["jit(train_step)"] == 1, counts
+    for a, b in zip(state_1, state_16, strict=True):
+        np.testing.assert_array_equal(a, b)
 
 
 def _train(mode, log_dir, k: int, batches):
@@ -61,7 +82,7 @@ def _train(mode, log_dir, k: int, batches):
 
 
 def test_dispatch_matches_single_steps(mode, tmp_path):
-    """steps_per_dispatch=16 against 1 on the same 36 batches per epoch (two scans of 16 and 4 single steps):
+    """steps_per_dispatch=16 against 1 on the same 36 batches per epoch (runs of 16, 16 and 4):
     bitwise-equal parameters, optimizer state and rng, and equal epoch metrics."""
     batches = fixed_batches(36, batch_size=16)
     params_1, state_1, metrics_1 = _train(mode, tmp_path / "k1", 1, batches)

@@ -116,3 +116,36 @@ def test_invalid_configurations_raise():
         NumpyLoader(SupervisedBatch(np.zeros((5, 2)), np.zeros(4)), 2)
     with pytest.raises(ValueError, match="divisible"):
         NumpyLoader(_arrays(10), 5, num_shards=2)
+
+
+@pytest.mark.parametrize("num_shards", [1, 2])
+def test_runs_serve_the_same_batches_stacked(num_shards):
+    """iter_runs(4) over 11 batches, the last short: runs of 4, 4, 2 and the short batch alone, holding exactly the
+    batches iteration yields (per shard), with the cursor after each run where iteration would have it."""
+    def loader():
+        return NumpyLoader(_arrays(42), 4, shuffle=True, seed=2, num_shards=num_shards, shard_index=num_shards - 1)
+
+    batches = list(loader())
+    runs_loader = loader()
+    runs, positions = [], []
+    for n, run in runs_loader.iter_runs(4):
+        runs.append((n, run))
+        positions.append(runs_loader.state_dict())
+    assert [n for n, _ in runs] == [4, 4, 2, 1]
+    unstacked = [run if n == 1 else SupervisedBatch(run.input[i], run.target[i]) for n, run in runs for i in range(n)]
+    assert len(unstacked) == len(batches) == 11
+    for got, want in zip(unstacked, batches):
+        np.testing.assert_array_equal(got.input, want.input)
+        np.testing.assert_array_equal(got.target, want.target)
+    assert positions == [{"epoch": 0, "batch_idx": i} for i in (4, 8, 10)] + [{"epoch": 1, "batch_idx": 0}]
+    resumed = loader()
+    resumed.load_state_dict({"epoch": 0, "batch_idx": 6})
+    assert [n for n, _ in resumed.iter_runs(4)] == [4, 1]
+
+
+def test_cached_order_is_read_only():
+    loader = NumpyLoader(_arrays(20), 4, shuffle=True, seed=1)
+    list(loader)  # computes epoch 1's order ahead
+    order = loader.order(1)
+    assert not order.flags.writeable
+    np.testing.assert_array_equal(order, np.random.default_rng([1, 1]).permutation(20))

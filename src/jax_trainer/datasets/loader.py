@@ -16,7 +16,8 @@ class NumpyLoader:
     as batches are yielded (finishing an epoch moves it to the start of the next), ``set_epoch(e)``
     moves it to the start of epoch ``e``, and ``iter_from(k)`` to batch ``k`` of the current epoch.
     ``state_dict()`` taken after a batch was consumed and restored with ``load_state_dict()``
-    therefore continues with the very next batch.
+    therefore continues with the very next batch. ``iter_runs(n)`` serves the same batches in runs of
+    ``n``, stacked, for a trainer that runs several steps per dispatch.
 
     ``batch_size`` is the global batch; with ``num_shards > 1`` (one shard per host) every shard
     walks the same global order and yields its own contiguous slice of each global batch.
@@ -103,14 +104,28 @@ class NumpyLoader:
         return iter(self)
 
     def __iter__(self):
+        for _, batch in self.iter_runs(1):
+            yield batch
+
+    def iter_runs(self, size: int):
+        """``(n, batch)`` from the cursor on: runs of ``n <= size`` consecutive batches, each gathered at once and
+        stacked on a new leading axis (a run of one is a plain batch). A run stops at the end of the epoch and
+        before a short last batch. The cursor advances past a run as it is yielded."""
         state = self.state_dict()
         self._epoch, self._batch_idx = state["epoch"], state["batch_idx"]
-        order = self.order(self._epoch)
-        for i in range(self._batch_idx, len(self)):
-            rows = self._shard(order[i * self.batch_size : (i + 1) * self.batch_size])
-            batch = jax.tree_util.tree_map(lambda a, rows=rows: a[rows], self.arrays)
-            self._batch_idx = i + 1
-            yield batch
+        order, full = self.order(self._epoch), self.num_examples // self.batch_size
+        i = self._batch_idx
+        while i < len(self):
+            n = min(size, len(self) - i, full - i) if i < full else 1
+            rows = [self._shard(order[j * self.batch_size : (j + 1) * self.batch_size]) for j in range(i, i + n)]
+            if n == 1:
+                batch = jax.tree_util.tree_map(lambda a, rows=rows[0]: a[rows], self.arrays)
+            else:
+                run = np.concatenate(rows)
+                batch = jax.tree_util.tree_map(lambda a, n=n, run=run: a[run].reshape(n, -1, *a.shape[1:]), self.arrays)
+            i += n
+            self._batch_idx = i
+            yield n, batch
         # Shuffle the next epoch now, while the device still works through this one's last steps: a training loop
         # asks for it right after its epoch-end sync, when host work leaves the device idle.
         self.order(self._epoch + 1)

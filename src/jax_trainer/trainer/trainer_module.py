@@ -158,7 +158,7 @@ class TrainerModule(TrainerInterface):
     def train_epoch(self, loader, epoch_idx: int) -> dict[str, Any]:
         self._run_callbacks("on_training_epoch_start", epoch_idx)
         progress = checkpointing.EpochProgress(self, epoch_idx)  # a restored mid-epoch position, or batch 0
-        groups = self._device_groups(self._epoch_batches(loader, epoch_idx, progress.start_batch))
+        groups = self._train_runs(loader, epoch_idx, progress.start_batch)
         first = next(groups, None)
         if first is None:
             raise ValueError(f"The train loader yielded no batches in epoch {epoch_idx}.")
@@ -204,7 +204,7 @@ class TrainerModule(TrainerInterface):
         acc, concats = None, []
         model_leaves, model_treedef = jax.tree.flatten(self.model_state)
         bar = ProgressBar(_len_or_none(loader), f"{mode.capitalize()} {epoch_idx}", self.config.enable_progress_bar)
-        for _, batch in self._device_groups(iter(loader), dispatch=1):
+        for _, batch in self._on_device((1, batch) for batch in loader):
             if acc is None:
                 inputs = policy_values(self.value_policies, epoch_idx)
                 self._build_eval_step(batch, inputs, model_treedef)
@@ -295,20 +295,24 @@ class TrainerModule(TrainerInterface):
     def _jit(self, fn, **kwargs):
         return fn if self.config.debug else jax.jit(fn, **kwargs)
 
-    def _epoch_batches(self, loader, epoch_idx: int, start: int = 0) -> Iterable:
+    def _train_runs(self, loader, epoch_idx: int, start: int):
+        """(n_steps, batch) pairs of epoch ``epoch_idx`` from batch ``start``: runs of up to ``steps_per_dispatch``
+        batches stacked for one scanned dispatch, a run of one unstacked."""
+        k = self.config.steps_per_dispatch
         if hasattr(loader, "set_epoch"):
             loader.set_epoch(epoch_idx)
-        if start and hasattr(loader, "iter_from"):
-            return loader.iter_from(start)
-        return itertools.islice(iter(loader), start, None)
+        if hasattr(loader, "iter_runs"):  # the bundled loader gathers a run at once (one copy, not k and a stack)
+            if start:
+                loader.load_state_dict({"epoch": epoch_idx, "batch_idx": start})
+            return self._on_device(loader.iter_runs(k))
+        batches = itertools.islice(iter(loader), start, None)
+        return self._on_device(_group_batches(batches, k) if k > 1 else ((1, batch) for batch in batches))
 
-    def _device_groups(self, batches: Iterable, dispatch: int | None = None):
-        """(n_steps, device batch) pairs: K stacked batches per dispatch, singles for the remainder."""
-        k = dispatch or self.config.steps_per_dispatch
-        groups = _group_batches(batches, k) if k > 1 else ((1, b) for b in batches)
+    def _on_device(self, runs: Iterable):
+        """Runs put on the device ahead of use; on CPU host memory is device memory and they pass as they are."""
         if self.data_parallel.host_is_device:
-            return groups
-        return prefetch_to_device(groups, size=2, put=self.data_parallel.put_batch)
+            return runs
+        return prefetch_to_device(runs, size=2, put=self.data_parallel.put_batch)
 
     def _fetch_epoch(self, accumulators, acc, results, mode: str, epoch_idx: int, concats: list) -> dict:
         """Fetch an epoch's metrics once (``results``: the epoch's results vector): scalars under ``<mode>/``,
@@ -398,12 +402,25 @@ def _unstack(values: np.ndarray, n_steps: int) -> np.ndarray:
 
 
 def _group_batches(batches: Iterable, k: int):
-    """Stack runs of ``k`` same-shaped host batches for one scanned dispatch; the rest go one by one."""
-    buffer: list = []
+    """Runs of up to ``k`` same-shaped host batches, stacked for one scanned dispatch (a run of one unstacked)."""
+    run: list = []
     for batch in batches:
-        buffer.append(batch)
-        if len(buffer) == k:
-            yield k, jax.tree.map(lambda *xs: np.stack(xs), *buffer)
-            buffer = []
-    for batch in buffer:
-        yield 1, batch
+        if run and _shapes(batch) != _shapes(run[0]):
+            yield _stacked(run)
+            run = []
+        run.append(batch)
+        if len(run) == k:
+            yield _stacked(run)
+            run = []
+    if run:
+        yield _stacked(run)
+
+
+def _stacked(run: list) -> tuple[int, Any]:
+    if len(run) == 1:
+        return 1, run[0]
+    return len(run), jax.tree.map(lambda *xs: np.stack(xs), *run)
+
+
+def _shapes(batch) -> list:
+    return [np.shape(leaf) for leaf in jax.tree.leaves(batch)]

@@ -1,9 +1,9 @@
 """``jax-trainer bench``: the trainer's step loop against hand-written ``jax.jit`` loops.
 
 Every variant trains the config's model with the same optax chain on the same shuffled batches; only the loop
-differs. The hand-written loops are what a careful user writes: one jitted step with donated state, numpy
-batches passed straight to it, the loss fetched every ``log_steps_every`` steps. The trainer runs as configured
-(logging, progress bar) but without callbacks and validation, which cost the same in any loop.
+differs (see loops.py). ``raw_linen_dispatch16``, a hand-written ``lax.scan`` over runs of 16 batches, is the
+ceiling for the trainer's ``steps_per_dispatch`` on the machine at hand. The trainer runs as configured (logging,
+progress bar) but without callbacks and validation, which cost the same in any loop.
 
 Variants run in interleaved rounds of whole epochs after one warm-up epoch (the compile), so that noise from the
 machine hits them alike; a variant's steps/s is the median over rounds, and its ratio to ``raw_linen`` the
@@ -15,37 +15,28 @@ from __future__ import annotations
 import collections
 import contextlib
 import dataclasses
-import functools
 import json
 import math
 import os
 import platform
-import queue
 import resource
 import statistics
 import sys
-import tempfile
-import threading
 import time
 from typing import Any
 
 import jax
-import optax
 
-from jax_trainer.callbacks import ModelCheckpointConfig
-from jax_trainer.callbacks.base import Callback, CallbackConfig
+from jax_trainer.bench.loops import RawLoop, TrainerLoop
 from jax_trainer.config import Config, load_config, parse
 from jax_trainer.datasets.interfaces import DatasetInterface
-from jax_trainer.optimizer import build_optimizer
-from jax_trainer.trainer import checkpointing
-from jax_trainer.trainer.config import TrainerInterface
 from jax_trainer.trainer.tasks import ImgClassifierTrainerConfig
 
 DISPATCH = 16
 COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
 REFERENCE = "raw_linen"
 VARIANTS = ("raw_linen", "raw_nnx", "trainer_linen", "trainer_nnx")
-VARIANTS += (f"trainer_linen_dispatch{DISPATCH}", f"trainer_nnx_dispatch{DISPATCH}")
+VARIANTS += (f"raw_linen_dispatch{DISPATCH}", f"trainer_linen_dispatch{DISPATCH}", f"trainer_nnx_dispatch{DISPATCH}")
 # MLP 64→256→256→10 on scikit-learn's digits, batch 64, AdamW: the workload of the README's table.
 MLP_DIGITS = {
     "seed": 42,
@@ -71,189 +62,13 @@ def bench_config(path: str | None = None, overrides: tuple[str, ...] = ()) -> Co
     return config
 
 
-# ----------------------------------------------------------------------------------------- hand-written loops
-def _classification(logits, labels):
-    loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
-    return loss, {"loss": loss, "acc": (logits.argmax(-1) == labels).mean()}
-
-
-def _linen_step(config: Config, tx, exmp):
-    """(state, jitted step) of a plain linen loop: params, mutable collections, optimizer state, rng."""
-    from jax_trainer.zoo.base import BaseModelLinen
-
-    model = config.model.instantiate(BaseModelLinen)
-    init_rng, dropout_rng, rng = jax.random.split(jax.random.PRNGKey(config.trainer.seed), 3)
-    variables = dict(model.init({"params": init_rng, "dropout": dropout_rng}, exmp.input, train=False))
-    params = variables.pop("params")
-    mutable = list(variables) or False  # e.g. ["batch_stats"]
-
-    def loss_fn(params, variables, batch, step_rng):
-        out = model.apply(
-            {"params": params, **variables}, batch.input, train=True, rngs={"dropout": step_rng}, mutable=mutable
-        )
-        logits, new_variables = out if mutable else (out, {})
-        loss, metrics = _classification(logits, batch.target)
-        return loss, (new_variables, metrics)
-
-    @functools.partial(jax.jit, donate_argnums=0)
-    def step(state, batch):
-        params, variables, opt_state, rng = state
-        rng, step_rng = jax.random.split(rng)
-        grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
-        (_, (variables, metrics)), grads = grad_fn(params, variables, batch, step_rng)
-        updates, opt_state = tx.update(grads, opt_state, params)
-        return (optax.apply_updates(params, updates), variables, opt_state, rng), metrics
-
-    return (params, variables, tx.init(params), rng), step
-
-
-def _nnx_step(config: Config, tx, exmp):
-    """(state, jitted step) of a plain nnx loop: split once, merge inside ``jax.jit`` (no ``nnx.jit``)."""
-    from flax import nnx
-
-    from jax_trainer.zoo.base import BaseModelNNX
-
-    model = config.model.instantiate(BaseModelNNX, rngs=nnx.Rngs(config.trainer.seed), exmp_input=exmp.input)
-    model.train()
-    graphdef, state = nnx.split((model, nnx.Optimizer(model, tx, wrt=nnx.Param)))
-
-    @functools.partial(jax.jit, donate_argnums=0)
-    def step(state, batch):
-        model, optimizer = nnx.merge(graphdef, state)
-        grad_fn = nnx.value_and_grad(lambda m: _classification(m(batch.input), batch.target), has_aux=True)
-        (_, metrics), grads = grad_fn(model)
-        optimizer.update(model, grads)
-        return nnx.state((model, optimizer)), metrics
-
-    return state, step
-
-
-class RawLoop:
-    """A hand-written loop: ``for batch in loader: state, metrics = step(state, batch)``."""
-
-    def __init__(self, config: Config, mode: str, total_steps: int):
-        self.loader = config.dataset.instantiate(DatasetInterface).build().train
-        self.log_every = config.trainer.logger.log_steps_every
-        tx = build_optimizer(config.optimizer, total_steps).tx
-        make = _linen_step if mode == "linen" else _nnx_step
-        self.state, self.step = make(config, tx, next(iter(self.loader)))
-        self.epoch = self.steps = 0
-
-    def run_epochs(self, n: int) -> tuple[int, float]:
-        """Train ``n`` epochs; returns (steps, seconds) with the device work finished."""
-        start, first = time.perf_counter(), self.steps
-        for _ in range(n):
-            self.epoch += 1
-            self.loader.set_epoch(self.epoch)
-            for batch in self.loader:
-                self.state, metrics = self.step(self.state, batch)
-                self.steps += 1
-                if self.steps % self.log_every == 0:
-                    float(metrics["loss"])
-        jax.block_until_ready(self.state)
-        return self.steps - first, time.perf_counter() - start
-
-    def close(self) -> None:
-        pass
-
-
-# ----------------------------------------------------------------------------------------- the trainer
-class _Pacer(Callback):
-    """Holds the training thread at epoch starts until the bench asks for more epochs; times each request."""
-
-    def __init__(self, trainer):
-        super().__init__(CallbackConfig(), trainer)
-        self.requests: queue.Queue = queue.Queue()
-        self.results: queue.Queue = queue.Queue()
-        self._left, self._start = 0, None
-
-    def on_training_epoch_start(self, epoch_idx: int) -> None:
-        if self._left:
-            self._left -= 1
-            return
-        self._report()
-        n = self.requests.get()
-        if n is None:
-            raise _Stop()
-        self._left, self._start = n - 1, (self.trainer.global_step, time.perf_counter())
-
-    def on_training_end(self) -> None:
-        self._report()
-
-    def _report(self) -> None:
-        if self._start is not None:
-            jax.block_until_ready(self.trainer.state)
-            step, start = self._start
-            self.results.put((self.trainer.global_step - step, time.perf_counter() - start))
-            self._start = None
-
-
-class _Stop(Exception):
-    """Ends a paced training run early (the bench was interrupted)."""
-
-
-class _WaitForSaves(Callback):
-    """Makes checkpointing synchronous: each epoch waits until the previous epoch's save is on disk."""
-
-    def on_training_epoch_start(self, epoch_idx: int) -> None:
-        checkpointing.checkpoint_store(self.trainer).wait()
-
-
-class TrainerLoop:
-    """``train_model`` on a thread, advanced a requested number of epochs at a time by a pacing callback.
-
-    ``checkpoint``: None, or "async"/"sync" to save a checkpoint (``ModelCheckpoint``, ``save_last``) every epoch.
-    """
-
-    def __init__(self, config: Config, mode: str, dispatch: int, total_epochs: int, checkpoint: str | None = None):
-        self._tmp = tempfile.TemporaryDirectory(prefix="jax_trainer_bench_")
-        logger = dataclasses.replace(config.trainer.logger, log_dir=self._tmp.name)
-        callbacks = {"ModelCheckpoint": ModelCheckpointConfig(save_last=True)} if checkpoint else {}
-        trainer_config = dataclasses.replace(
-            config.trainer, model_mode=mode, steps_per_dispatch=dispatch, callbacks=callbacks, logger=logger
-        )
-        loader = config.dataset.instantiate(DatasetInterface).build().train
-        exmp = next(iter(loader))
-        self.trainer = trainer_config.instantiate(
-            TrainerInterface, model_config=config.model, optimizer_config=config.optimizer, exmp_input=exmp
-        )
-        if checkpoint == "sync":
-            self.trainer.callbacks.append(_WaitForSaves(CallbackConfig(), self.trainer))
-        self._pacer = _Pacer(self.trainer)
-        self.trainer.callbacks.append(self._pacer)
-        self._thread = threading.Thread(target=self._train, args=(loader, total_epochs), daemon=True)
-        self._thread.start()
-
-    def _train(self, loader, epochs: int) -> None:
-        try:
-            self.trainer.train_model(loader, num_epochs=epochs)
-        except _Stop:
-            pass
-        except BaseException as err:  # handed to the waiting bench thread, which re-raises it
-            self._pacer.results.put(err)
-
-    def run_epochs(self, n: int) -> tuple[int, float]:
-        self._pacer.requests.put(n)
-        result = self._pacer.results.get()
-        if isinstance(result, BaseException):
-            raise result
-        return result
-
-    def close(self) -> None:
-        if self._thread.is_alive():
-            self._pacer.requests.put(None)
-            self._thread.join()
-        self._tmp.cleanup()
-
-
-# ----------------------------------------------------------------------------------------- the comparison
 def make_loop(config: Config, variant: str, total_epochs: int):
     """The loop of ``variant``, built and ready to run ``total_epochs`` epochs: ``raw_<mode>`` or
     ``trainer_<mode>`` with optional ``_dispatch<K>`` and ``_ckpt-async``/``_ckpt-sync`` (see ``TrainerLoop``)."""
     kind, mode, *options = variant.split("_")
-    if kind == "raw":
-        return RawLoop(config, mode, total_epochs * steps_per_epoch(config))
     dispatch = next((int(o.removeprefix("dispatch")) for o in options if o.startswith("dispatch")), 1)
+    if kind == "raw":
+        return RawLoop(config, mode, total_epochs * steps_per_epoch(config), dispatch)
     checkpoint = next((o.removeprefix("ckpt-") for o in options if o.startswith("ckpt-")), None)
     return TrainerLoop(config, mode, dispatch, total_epochs, checkpoint)
 
@@ -272,6 +87,7 @@ def compare(
     """Steps/s of each variant after a warm-up epoch: at least ``steps`` timed steps in ``rounds`` rounds.
 
     Returns ``{variant: steps_per_sec, ..., "ratios": {variant: median per-round ratio to raw_linen},
+    "vs_hand_written": {trainer variant: the same against its ``hand_written`` loop},
     "first_epoch_s": {variant: seconds of the warm-up epoch, compile included}}``.
     """
     epochs_per_round = max(1, math.ceil(steps / rounds / steps_per_epoch(config)))
@@ -296,8 +112,19 @@ def compare(
     results: dict[str, Any] = {v: statistics.median(r) for v, r in rates.items()}
     if REFERENCE in rates:
         results["ratios"] = {v: statistics.median(a / b for a, b in zip(r, rates[REFERENCE])) for v, r in rates.items()}
+    results["vs_hand_written"] = {
+        v: statistics.median(a / b for a, b in zip(r, rates[hand_written(v)]))
+        for v, r in rates.items()
+        if v.startswith("trainer") and hand_written(v) in rates
+    }
     results["first_epoch_s"] = first
     return results
+
+
+def hand_written(variant: str) -> str:
+    """The hand-written loop a trainer variant is measured against: linen, the same steps per dispatch."""
+    dispatch = [o for o in variant.split("_")[2:] if o.startswith("dispatch")]
+    return "_".join(["raw", "linen", *dispatch])
 
 
 def steps_per_epoch(config: Config) -> int:
@@ -364,13 +191,16 @@ def peak_host_memory_mib() -> float:
 
 
 def format_table(results: dict[str, Any], describe: str) -> str:
-    ratios = results.get("ratios", {})
-    lines = [describe, f"{'variant':<28}{'steps/s':>10}{'× ' + REFERENCE:>14}{'warm-up epoch s':>18}"]
+    ratios, own = results.get("ratios", {}), results.get("vs_hand_written", {})
+    header = f"{'variant':<28}{'steps/s':>10}{'× ' + REFERENCE:>14}{'× hand-written':>16}{'warm-up epoch s':>18}"
+    lines = [describe, header]
     for variant in VARIANTS:
         if variant in results:
             ratio = f"{ratios[variant]:.2f}" if variant in ratios else "-"
+            versus = f"{own[variant]:.2f}" if variant in own else "-"
             warm = results["first_epoch_s"].get(variant, float("nan"))
-            lines.append(f"{variant:<28}{results[variant]:>10.0f}{ratio:>14}{warm:>18.2f}")
+            lines.append(f"{variant:<28}{results[variant]:>10.0f}{ratio:>14}{versus:>16}{warm:>18.2f}")
+    lines.append("× hand-written: against raw_linen with the same steps per dispatch")
     return "\n".join(lines)
 
 
