@@ -60,8 +60,8 @@ def _evaluate(mode: str) -> Callable[[argparse.Namespace], int]:
 def _bench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("config", nargs="?", help="YAML config of a classifier (default: MLP on digits)")
     parser.add_argument("overrides", nargs="*", help="dotted.key=value overrides, typed by the schema")
-    parser.add_argument("--steps", type=int, default=4000, help="timed steps per variant (default 4000)")
-    parser.add_argument("--rounds", type=int, default=8, help="interleaved rounds the steps are split into")
+    parser.add_argument("--steps", type=int, default=8000, help="timed steps per variant (default 8000)")
+    parser.add_argument("--rounds", type=int, default=16, help="interleaved rounds the steps are split into (default 16)")
     parser.add_argument("--json", default=None, metavar="FILE", help="also write steps/s and the machine as JSON")
 
 

@@ -213,7 +213,7 @@ def describe(config: Config, steps: int, rounds: int) -> str:
 
 
 def run_cli(
-    config_path: str | None, overrides=(), steps: int = 4000, rounds: int = 8, json_path: str | None = None
+    config_path: str | None, overrides=(), steps: int = 8000, rounds: int = 16, json_path: str | None = None
 ) -> dict[str, Any]:
     """``jax-trainer bench``: print the table; ``json_path`` also gets steps/s per variant and the machine."""
     if steps < 1 or rounds < 1:
