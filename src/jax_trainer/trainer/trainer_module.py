@@ -255,7 +255,7 @@ class TrainerModule(TrainerInterface):
         self._train_acc = S.Accumulators(specs, windowed=True, track_nonfinite=self.config.detect_nans)
         self._step_extras = StepExtras(self.callbacks)
         step = S.make_train_step(self.backend, self._train_acc, lr, self.config.log_grad_norm, self._step_extras.update)
-        step = carry_leaves(step, treedef)
+        step = carry_leaves(step, self._flat_state)
         self._compiled["train"] = self._jit(step, donate_argnums=(0,))
         self._compiled["train_multi"] = self._jit(S.scan_steps(step), donate_argnums=(0,))
         self._compiled["train_treedef"] = treedef
