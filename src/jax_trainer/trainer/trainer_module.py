@@ -32,6 +32,7 @@ from jax_trainer.trainer.config import TrainerConfig, TrainerInterface
 from jax_trainer.trainer.devices import DataParallel
 from jax_trainer.trainer.flat import FlatState, carry_leaves, first_arg_leaves
 from jax_trainer.trainer.prefetch import prefetch_to_device
+from jax_trainer.trainer.runs import epoch_runs
 from jax_trainer.trainer.step_log import StepLog
 
 LOGGER = logging.getLogger("jax_trainer")
@@ -296,17 +297,7 @@ class TrainerModule(TrainerInterface):
         return fn if self.config.debug else jax.jit(fn, **kwargs)
 
     def _train_runs(self, loader, epoch_idx: int, start: int):
-        """(n_steps, batch) pairs of epoch ``epoch_idx`` from batch ``start``: runs of up to ``steps_per_dispatch``
-        batches stacked for one scanned dispatch, a run of one unstacked."""
-        k = self.config.steps_per_dispatch
-        if hasattr(loader, "set_epoch"):
-            loader.set_epoch(epoch_idx)
-        if hasattr(loader, "iter_runs"):  # the bundled loader gathers a run at once (one copy, not k and a stack)
-            if start:
-                loader.load_state_dict({"epoch": epoch_idx, "batch_idx": start})
-            return self._on_device(loader.iter_runs(k))
-        batches = itertools.islice(iter(loader), start, None)
-        return self._on_device(_group_batches(batches, k) if k > 1 else ((1, batch) for batch in batches))
+        return self._on_device(epoch_runs(loader, epoch_idx, start, self.config.steps_per_dispatch))
 
     def _on_device(self, runs: Iterable):
         """Runs put on the device ahead of use; on CPU host memory is device memory and they pass as they are."""
@@ -399,28 +390,3 @@ def _unstack(values: np.ndarray, n_steps: int) -> np.ndarray:
     if n_steps == 1:
         return values.reshape(-1, *values.shape[1:]) if values.ndim else values.reshape(1)
     return values.reshape(-1, *values.shape[2:])
-
-
-def _group_batches(batches: Iterable, k: int):
-    """Runs of up to ``k`` same-shaped host batches, stacked for one scanned dispatch (a run of one unstacked)."""
-    run: list = []
-    for batch in batches:
-        if run and _shapes(batch) != _shapes(run[0]):
-            yield _stacked(run)
-            run = []
-        run.append(batch)
-        if len(run) == k:
-            yield _stacked(run)
-            run = []
-    if run:
-        yield _stacked(run)
-
-
-def _stacked(run: list) -> tuple[int, Any]:
-    if len(run) == 1:
-        return 1, run[0]
-    return len(run), jax.tree.map(lambda *xs: np.stack(xs), *run)
-
-
-def _shapes(batch) -> list:
-    return [np.shape(leaf) for leaf in jax.tree.leaves(batch)]
