@@ -22,9 +22,9 @@ from .tools.images import as_uint8_image
 LOGGER = logging.getLogger(__name__)
 _EPOCH_MODES = ("train", "val", "test")
 _STATUSES = ("success", "failed", "interrupted")
-# Host writes are batched: deferred writes run, and epoch files are written, at most every BATCH_SECS. On a small
-# model an epoch takes milliseconds; writing after each one costs more host time than its steps (cold Python paths
-# and system calls), time taken from the device on a small machine. A batch runs warm and pays each file once.
+# Deferred writes run in batches, at most every BATCH_SECS: on a small model an epoch takes milliseconds, and
+# writing after each one puts cold Python paths and system calls between steps, host time taken from the device
+# on a small machine.
 BATCH_SECS = 0.5
 
 
@@ -44,8 +44,7 @@ class Logger:
 
     Files in ``log_dir``: ``train.log``, ``metrics/<mode>_epoch_NNNN.json`` and whatever the tools write
     (TensorBoard event files by default). Values must already be on the host: the trainer fetches them
-    once per log window, so nothing here forces a device sync per step. Like the tools' files, epoch files
-    are buffered briefly and written by ``flush``, ``state_dict`` (every checkpoint) and ``finalize``.
+    once per log window, so nothing here forces a device sync per step.
     """
 
     def __init__(self, config: LoggerConfig, log_dir: str | Path | None = None):
@@ -56,8 +55,6 @@ class Logger:
         self._finalized = False
         self._text_handler = None
         self._metrics_dir: str | None = None
-        self._epoch_files: dict[str, str] = {}  # file name -> JSON text, not yet written
-        self._epoch_files_written = -math.inf
         self._pending: collections.deque = collections.deque()  # (write, ready, time deferred), oldest first
         self._writing = False
         self.tools: list[ToolLoggerInterface] = []
@@ -142,22 +139,12 @@ class Logger:
         self._seen(step)
         if not self.is_main_process:
             return
+        if self._metrics_dir is None:  # created once: mkdir(exist_ok=True) costs a failing system call each time
+            self._metrics_dir = os.path.join(self.log_dir, "metrics")
+            os.makedirs(self._metrics_dir, exist_ok=True)
         # One line: json's C encoder only serves indent=None, and this runs after every epoch.
-        self._epoch_files[f"{mode}_epoch_{epoch:04d}.json"] = json.dumps(
-            {**values, "epoch": epoch, "step": step}, allow_nan=True
-        )
-        if time.monotonic() - self._epoch_files_written >= BATCH_SECS:
-            self._write_epoch_files()
-
-    def _write_epoch_files(self) -> None:
-        if self._epoch_files:
-            if self._metrics_dir is None:  # created once: mkdir(exist_ok=True) costs a failing system call
-                self._metrics_dir = os.path.join(self.log_dir, "metrics")
-                os.makedirs(self._metrics_dir, exist_ok=True)
-            for name, text in self._epoch_files.items():
-                write_atomic(f"{self._metrics_dir}/{name}", text)
-            self._epoch_files.clear()
-        self._epoch_files_written = time.monotonic()
+        text = json.dumps({**values, "epoch": epoch, "step": step}, allow_nan=True)
+        write_atomic(f"{self._metrics_dir}/{mode}_epoch_{epoch:04d}.json", text)
 
     def log_image(self, key: str, image, step: int) -> None:
         """Write an (H, W, C) image, uint8 or float in [0, 1], to every tool."""
@@ -183,7 +170,6 @@ class Logger:
     def flush(self) -> None:
         """Push everything written so far to disk."""
         self.write_pending()
-        self._write_epoch_files()
         for tool in self.tools:
             tool.flush()
         if self._text_handler is not None:
@@ -198,7 +184,6 @@ class Logger:
         errors = []
         try:
             self.write_pending()
-            self._write_epoch_files()
         except Exception as err:  # pylint: disable=broad-except  # the tools must still be closed
             errors.append(err)
             LOGGER.exception("Writing deferred metrics failed.")
@@ -216,10 +201,9 @@ class Logger:
             raise errors[0]
 
     def state_dict(self) -> dict[str, Any]:
-        """What a resumed run needs to continue this log: the last step written (JSON-able). Deferred writes
-        are done first, so a checkpoint recording this state never outlives the files it counts on."""
-        self.write_pending()
-        self._write_epoch_files()
+        """What a resumed run needs to continue this log: the last step written (JSON-able). Everything is
+        written and flushed first, so a checkpoint recording this state never outlives the logs it counts on."""
+        self.flush()
         return {"last_step": self.last_step}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
