@@ -86,3 +86,9 @@ class Callback(CallbackInterface):
     @property
     def wants_step_end(self) -> bool:
         return type(self).on_train_step_end is not Callback.on_train_step_end
+
+
+def missing_metric(owner: str, key: str, metrics: dict, kind: str = "metric") -> ValueError:
+    """The error for a monitored ``key`` absent from ``metrics``, listing the scalar metrics there are."""
+    available = sorted(k for k, v in metrics.items() if isinstance(v, float))
+    return ValueError(f"{owner}: {key!r} is not a {kind}; available: {available}.")

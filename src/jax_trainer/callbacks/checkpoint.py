@@ -20,7 +20,7 @@ from typing import Optional
 
 from compoconf import register
 
-from jax_trainer.callbacks.base import Callback, CallbackConfig
+from jax_trainer.callbacks.base import Callback, CallbackConfig, missing_metric
 from jax_trainer.trainer.checkpoint_io import checkpoint_dir, committed_steps
 from jax_trainer.trainer.checkpointing import request_save
 
@@ -125,10 +125,7 @@ class ModelCheckpoint(Callback):
     def on_validation_epoch_end(self, eval_metrics: dict, epoch_idx: int) -> None:
         monitor = self.config.monitor
         if monitor and not self._monitors_train() and monitor not in eval_metrics:
-            raise ValueError(
-                f"ModelCheckpoint: monitor {monitor!r} is not a validation metric; "
-                f"available: {sorted(k for k, v in eval_metrics.items() if isinstance(v, float))}."
-            )
+            raise missing_metric("ModelCheckpoint.monitor", monitor, eval_metrics, "validation metric")
         super().on_validation_epoch_end(eval_metrics, epoch_idx)
 
     def on_filtered_validation_epoch_end(self, eval_metrics: dict, epoch_idx: int) -> None:
@@ -197,10 +194,7 @@ class ModelCheckpoint(Callback):
         for key in (monitor, monitor.removesuffix("_epoch")):
             if key in train_metrics:
                 return key
-        raise ValueError(
-            f"ModelCheckpoint: monitor {monitor!r} is not a train epoch metric; "
-            f"available: {sorted(k for k, v in train_metrics.items() if isinstance(v, float))}."
-        )
+        raise missing_metric("ModelCheckpoint.monitor", monitor, train_metrics, "train epoch metric")
 
     def _rank(self, entry: dict) -> tuple[float, int]:
         """Sort key, best first; a NaN score ranks last and ties keep the earlier checkpoint. Without a

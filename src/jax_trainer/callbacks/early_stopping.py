@@ -9,7 +9,7 @@ from typing import Optional
 
 from compoconf import register
 
-from jax_trainer.callbacks.base import Callback, CallbackConfig
+from jax_trainer.callbacks.base import Callback, CallbackConfig, missing_metric
 
 LOGGER = logging.getLogger("jax_trainer")
 MODES = ("min", "max")
@@ -60,8 +60,7 @@ class EarlyStopping(Callback):
     def on_filtered_validation_epoch_end(self, eval_metrics: dict, epoch_idx: int) -> None:
         key = self.config.monitor
         if key not in eval_metrics:
-            available = sorted(k for k, v in eval_metrics.items() if isinstance(v, float))
-            raise ValueError(f"EarlyStopping.monitor: metric {key!r} not found; available metrics: {available}.")
+            raise missing_metric("EarlyStopping.monitor", key, eval_metrics, "validation metric")
         value = float(eval_metrics[key])
         if self._improved(value):
             self.best, self.wait = value, 0

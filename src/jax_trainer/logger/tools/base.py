@@ -56,11 +56,17 @@ def tool_dir(
     path = Path(save_dir) if save_dir else Path(log_dir)
     if name:
         path = path / name
-    if not version and use_timestamp_version:
-        version = time.strftime("%Y%m%d-%H%M%S")
+    version = run_version(version, use_timestamp_version)
     if version:
         path = path / version
     return path
+
+
+def run_version(version: str | None, use_timestamp_version: bool) -> str | None:
+    """``version`` as given, else the launch time (``20261122-093000``) when ``use_timestamp_version``."""
+    if not version and use_timestamp_version:
+        return time.strftime("%Y%m%d-%H%M%S")
+    return version or None
 
 
 def hparam_value(value: Any) -> bool | int | float | str:

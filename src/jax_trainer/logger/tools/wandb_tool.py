@@ -1,13 +1,12 @@
 """Weights & Biases logging; ``wandb`` is an optional dependency imported only when this tool is built."""
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from compoconf import ConfigInterface, register
 
-from .base import ToolLoggerInterface, jsonable, tool_dir
+from .base import ToolLoggerInterface, jsonable, run_version, tool_dir
 
 _MODES = ("online", "offline", "disabled")
 
@@ -54,7 +53,7 @@ class WandBToolLogger(ToolLoggerInterface):
         self._wandb = wandb
         self.log_dir = tool_dir(log_dir, config.save_dir)
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        run_id = config.version or (time.strftime("%Y%m%d-%H%M%S") if config.use_timestamp_version else None)
+        run_id = run_version(config.version, config.use_timestamp_version)
         self._run = wandb.init(
             project=config.project,
             name=config.name,
