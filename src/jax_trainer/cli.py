@@ -130,11 +130,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _print_results(results: dict) -> None:
-    print(json.dumps(_jsonable(results), indent=2))
+    from jax_trainer.logger.tools.base import jsonable  # pylint: disable=import-outside-toplevel
 
-
-def _jsonable(results: dict) -> dict:
-    return {str(k): ({m: float(v) for m, v in d.items()} if isinstance(d, dict) else d) for k, d in results.items()}
+    print(json.dumps(jsonable(results), indent=2))
 
 
 if __name__ == "__main__":
