@@ -14,15 +14,14 @@ from typing import Any, Iterable, Optional
 import compoconf
 import yaml
 
-from jax_trainer.backends import available_backends
+from jax_trainer.backends import available_backends, get_backend
 from jax_trainer.config_errors import ConfigError, check
 from jax_trainer.datasets.interfaces import DatasetInterface
 from jax_trainer.optimizer import OptimizerInterface
 from jax_trainer.trainer.config import TrainerInterface
-from jax_trainer.zoo.base import BaseModelLinen, BaseModelNNX, ModelConfig
+from jax_trainer.zoo.base import ModelConfig
 
 BUILTIN_MODULES = ("trainer", "zoo", "optimizer", "datasets", "callbacks", "logger")
-MODEL_REGISTRIES = {"linen": BaseModelLinen, "nnx": BaseModelNNX}
 
 __all__ = ["Config", "ConfigError", "apply_overrides", "dump_yaml", "load_config", "parse", "to_dict"]
 
@@ -123,10 +122,9 @@ def check_backend(config: Config) -> None:
     backends = available_backends()
     if mode not in backends:
         raise ConfigError(f"unknown backend {mode!r}; available backends: {backends}", "trainer.model_mode")
-    registry = MODEL_REGISTRIES.get(mode)
-    name = config.model.class_name
-    if registry is not None and name not in compoconf.registered(registry):
-        elsewhere = [m for m, r in MODEL_REGISTRIES.items() if name in compoconf.registered(r)]
+    registry, name = get_backend(mode).model_interface, config.model.class_name
+    if name not in compoconf.registered(registry):
+        elsewhere = [m for m in backends if name in compoconf.registered(get_backend(m).model_interface)]
         raise ConfigError(
             f"{name!r} has no {mode} implementation (it is registered for {elsewhere}); "
             f"models registered for {mode}: {compoconf.registered(registry)}. Change trainer.model_mode or the model",

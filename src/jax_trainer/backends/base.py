@@ -17,6 +17,7 @@ class Backend(ABC):
     """One model framework behind the trainer. ``trainer`` supplies the user's hooks (loss functions)."""
 
     name: ClassVar[str]
+    model_interface: ClassVar[type]  # the compoconf interface this backend's models register under
 
     def __init__(self, trainer):
         self.trainer = trainer

@@ -9,6 +9,7 @@ import optax
 from flax import serialization, struct
 
 from jax_trainer.backends.base import Backend, check_loss_output
+from jax_trainer.zoo.base import BaseModelLinen
 
 
 class TrainState(struct.PyTreeNode):
@@ -29,11 +30,10 @@ def _is_linen_loss_output(out) -> bool:
 
 class LinenBackend(Backend):
     name = "linen"
+    model_interface = BaseModelLinen
 
     def init_model(self, model_config, exmp_input, seed: int) -> TrainState:
-        from jax_trainer.zoo.base import BaseModelLinen
-
-        model = _instantiate(model_config, BaseModelLinen, "linen")
+        model = _instantiate(model_config, self.model_interface, "linen")
         init_rng, dropout_rng, state_rng = jax.random.split(jax.random.PRNGKey(seed), 3)
         variables = jax.jit(lambda x: model.init({"params": init_rng, "dropout": dropout_rng}, x, train=False))(
             exmp_input

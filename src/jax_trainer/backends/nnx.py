@@ -15,6 +15,7 @@ import jax
 from flax import nnx
 
 from jax_trainer.backends.base import Backend, check_loss_output
+from jax_trainer.zoo.base import BaseModelNNX
 
 
 def _is_nnx_loss_output(out) -> bool:
@@ -23,11 +24,10 @@ def _is_nnx_loss_output(out) -> bool:
 
 class NNXBackend(Backend):
     name = "nnx"
+    model_interface = BaseModelNNX
 
     def init_model(self, model_config, exmp_input, seed: int) -> nnx.State:
-        from jax_trainer.zoo.base import BaseModelNNX
-
-        model = _instantiate_nnx(model_config, BaseModelNNX, exmp_input, seed)
+        model = _instantiate_nnx(model_config, self.model_interface, exmp_input, seed)
         model.eval()
         self._model_eval_graphdef, state = nnx.split(model)
         return state
