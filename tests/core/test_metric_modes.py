@@ -12,11 +12,12 @@ import pytest
 from jax_trainer.logger.enums import LogFreq, LogMetricMode, LogMode
 from jax_trainer.logger.metrics import (
     MetricSpec,
-    accumulator_results,
     active_in,
     concat_values,
     init_accumulator,
     parse_metric,
+    result_keys,
+    results_vector,
     split_metrics,
     update_accumulator,
 )
@@ -26,6 +27,11 @@ from logging_scenarios import SCALAR_MODES, reference  # reference: each mode wr
 VALUES = np.array([-2.5, -0.75, -4.0, 3.25, 1.5])  # window 1 all negative, window 2 all positive
 WEIGHTS = np.array([3.0, 5.0, 2.0, 4.0, 6.0])  # uneven batch sizes
 WINDOWS = [slice(0, 3), slice(3, 5)]
+
+
+def accumulator_results(acc, specs) -> dict:
+    """The results vector the trainer fetches, by metric name."""
+    return dict(zip(result_keys(specs), results_vector(acc, specs)))
 
 
 def specs_for_every_mode() -> dict[str, MetricSpec]:

@@ -103,7 +103,7 @@ class RawLoop:
         tx = build_optimizer(config.optimizer, total_steps).tx
         make = _linen_step if mode == "linen" else _nnx_step
         self.state, self.step = make(config, tx, next(iter(self.loader)))
-        self.dispatch, self.scan = dispatch, _scanned(self.step)
+        self.dispatch, self.scan = dispatch, (_scanned(self.step) if dispatch > 1 else None)
         self.epoch = self.steps = 0
 
     def run_epochs(self, n: int) -> tuple[int, float]:

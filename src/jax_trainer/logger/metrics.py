@@ -212,11 +212,6 @@ def results_vector(acc: dict, specs: Mapping[str, MetricSpec]) -> Array:
     return jnp.concatenate(parts) if parts else jnp.zeros((0,), jnp.float32)
 
 
-def accumulator_results(acc: dict, specs: Mapping[str, MetricSpec]) -> dict[str, Array]:
-    """:func:`results_vector` by metric name."""
-    return dict(zip(result_keys(specs), results_vector(acc, specs)))
-
-
 def concat_values(values: Mapping, specs: Mapping[str, MetricSpec]) -> dict:
     """The CONCAT metrics of one step: kept on device by the loop and joined at epoch end."""
     return {k: v for k, v in values.items() if specs[k].mode == LogMetricMode.CONCAT}

@@ -6,9 +6,13 @@ code on one device or many.
 
 from __future__ import annotations
 
+from typing import Any, Iterable
+
 import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from jax_trainer.trainer.prefetch import prefetch_to_device
 
 # A compiled identity copies host arrays to the device in jit's C++ dispatch path: for a small batch several
 # times cheaper than ``jax.device_put``'s Python path, a cost the loop pays on every step.
@@ -20,9 +24,7 @@ class DataParallel:
         if mesh is None and jax.device_count() > 1:
             mesh = Mesh(np.array(jax.devices()), ("data",))
         self.mesh = mesh
-        # On CPU device memory is host memory: the compiled step takes numpy batches as they are, and a copy
-        # ahead of use would only add work per step.
-        self.host_is_device = mesh is None and jax.default_backend() == "cpu"
+        self._host_is_device = mesh is None and jax.default_backend() == "cpu"
 
     @property
     def num_shards(self) -> int:
@@ -33,10 +35,15 @@ class DataParallel:
             return tree
         return jax.device_put(tree, NamedSharding(self.mesh, PartitionSpec()))
 
+    def prefetch(self, runs: Iterable[tuple[int, Any]]) -> Iterable[tuple[int, Any]]:
+        """``(n_steps, batch)`` runs put on the device ahead of use. On CPU device memory is host memory: the
+        compiled step takes numpy batches as they are, and a copy ahead of use would only add work per step."""
+        if self._host_is_device:
+            return runs
+        return prefetch_to_device(runs, size=2, put=self.put_batch)
+
     def put_batch(self, batch, stacked: bool = False):
         """Device copy of a batch; ``stacked`` batches carry a leading steps axis before the batch axis."""
-        if self.host_is_device:
-            return batch
         if self.mesh is None:
             return _to_default_device(batch)
         axis = 1 if stacked else 0

@@ -18,7 +18,10 @@ def epoch_runs(loader, epoch_idx: int, start: int, k: int) -> Iterator[tuple[int
         if start:
             loader.load_state_dict({"epoch": epoch_idx, "batch_idx": start})
         return loader.iter_runs(k)
-    batches = itertools.islice(iter(loader), start, None)
+    if start and hasattr(loader, "iter_from"):  # a loader that can seek
+        batches = loader.iter_from(start)
+    else:
+        batches = itertools.islice(iter(loader), start, None)
     return _group_batches(batches, k) if k > 1 else ((1, batch) for batch in batches)
 
 

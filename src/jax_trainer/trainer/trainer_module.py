@@ -11,7 +11,7 @@ import functools
 import itertools
 import logging
 import time
-from typing import Any, Iterable
+from typing import Any
 
 import compoconf
 import jax
@@ -31,7 +31,6 @@ from jax_trainer.trainer import steps as S
 from jax_trainer.trainer.config import TrainerConfig, TrainerInterface
 from jax_trainer.trainer.devices import DataParallel
 from jax_trainer.trainer.flat import FlatState, carry_leaves, first_arg_leaves
-from jax_trainer.trainer.prefetch import prefetch_to_device
 from jax_trainer.trainer.runs import epoch_runs
 from jax_trainer.trainer.step_log import StepLog
 
@@ -159,7 +158,8 @@ class TrainerModule(TrainerInterface):
     def train_epoch(self, loader, epoch_idx: int) -> dict[str, Any]:
         self._run_callbacks("on_training_epoch_start", epoch_idx)
         progress = checkpointing.EpochProgress(self, epoch_idx)  # a restored mid-epoch position, or batch 0
-        groups = self._train_runs(loader, epoch_idx, progress.start_batch)
+        runs = epoch_runs(loader, epoch_idx, progress.start_batch, self.config.steps_per_dispatch)
+        groups = self.data_parallel.prefetch(runs)
         first = next(groups, None)
         if first is None:
             raise ValueError(f"The train loader yielded no batches in epoch {epoch_idx}.")
@@ -205,7 +205,7 @@ class TrainerModule(TrainerInterface):
         acc, concats = None, []
         model_leaves, model_treedef = jax.tree.flatten(self.model_state)
         bar = ProgressBar(_len_or_none(loader), f"{mode.capitalize()} {epoch_idx}", self.config.enable_progress_bar)
-        for _, batch in self._on_device((1, batch) for batch in loader):
+        for _, batch in self.data_parallel.prefetch((1, batch) for batch in loader):
             if acc is None:
                 inputs = policy_values(self.value_policies, epoch_idx)
                 self._build_eval_step(batch, inputs, model_treedef)
@@ -295,15 +295,6 @@ class TrainerModule(TrainerInterface):
 
     def _jit(self, fn, **kwargs):
         return fn if self.config.debug else jax.jit(fn, **kwargs)
-
-    def _train_runs(self, loader, epoch_idx: int, start: int):
-        return self._on_device(epoch_runs(loader, epoch_idx, start, self.config.steps_per_dispatch))
-
-    def _on_device(self, runs: Iterable):
-        """Runs put on the device ahead of use; on CPU host memory is device memory and they pass as they are."""
-        if self.data_parallel.host_is_device:
-            return runs
-        return prefetch_to_device(runs, size=2, put=self.data_parallel.put_batch)
 
     def _fetch_epoch(self, accumulators, acc, results, mode: str, epoch_idx: int, concats: list) -> dict:
         """Fetch an epoch's metrics once (``results``: the epoch's results vector): scalars under ``<mode>/``,
