@@ -6,12 +6,15 @@ read of a ``jax.Array`` is spied on instead: ``ArrayImpl._value`` is what ``floa
 guard is set as well, so on an accelerator implicit transfers (``np.asarray``) fail too.
 """
 
+import json
+
 import jax
 import jax.numpy as jnp
 import pytest
 from jax._src.array import ArrayImpl
 
 from jax_trainer.callbacks.base import Callback, CallbackConfig
+from jax_trainer.logger.logger import Logger
 from logging_scenarios import all_modes_trainer, make_batches
 
 BATCHES = 7
@@ -23,10 +26,13 @@ class HostReads:
 
     def __init__(self):
         self.trainer, self.active, self.inside_get, self.events = None, False, 0, []
+        self.inside_logger, self.loop_events = 0, []  # reads by the loop itself, not by the logger's deferred writes
 
     def record(self, kind: str) -> None:
         if self.active and not (kind == "read" and self.inside_get):
             self.events.append((self.trainer.global_step, kind))
+            if not self.inside_logger:
+                self.loop_events.append((self.trainer.global_step, kind))
 
     def fetch_steps(self) -> list[int]:
         return sorted({step for step, kind in self.events if kind == "device_get"})
@@ -59,14 +65,23 @@ def host_reads(monkeypatch):
     monkeypatch.setattr(ArrayImpl, "_value", property(spy_value))
     monkeypatch.setattr(jax, "device_get", spy_device_get)
     monkeypatch.setattr(jax, "block_until_ready", spy_block)
+    write_pending = Logger.write_pending
+
+    def spy_write_pending(logger, *args, **kwargs):
+        reads.inside_logger += 1
+        try:
+            return write_pending(logger, *args, **kwargs)
+        finally:
+            reads.inside_logger -= 1
+
+    monkeypatch.setattr(Logger, "write_pending", spy_write_pending)
     return reads
 
 
 def train_one_epoch(mode, tmp_path, reads, monkeypatch, callbacks=(), **kwargs):
     """One epoch of 7 batches with log_steps_every=3, spying on reads inside ``train_epoch`` only."""
-    trainer = all_modes_trainer(
-        mode, tmp_path, tools=[], log_steps_every=LOG_EVERY, log_grad_norm=True, detect_nans=True, **kwargs
-    )
+    kwargs.setdefault("detect_nans", True)
+    trainer = all_modes_trainer(mode, tmp_path, tools=[], log_steps_every=LOG_EVERY, log_grad_norm=True, **kwargs)
     for callback in callbacks:
         callback.trainer = trainer
         trainer.callbacks.append(callback)
@@ -116,3 +131,32 @@ class SyncEveryStep(Callback):
 def test_a_read_per_step_is_caught(read, kind, tmp_path, host_reads, monkeypatch):
     train_one_epoch("nnx", tmp_path, host_reads, monkeypatch, callbacks=[SyncEveryStep(read)])
     assert {step for step, k in host_reads.events if k == kind} == set(range(1, BATCHES + 1))
+
+
+class ReadsTrainLoss(Callback):
+    """Reads the train epoch's loss at the epoch end, so the loop must fetch it there."""
+
+    def __init__(self):
+        super().__init__(CallbackConfig())
+        self.loss = None
+
+    def on_training_epoch_end(self, train_metrics, epoch_idx):
+        self.loss = train_metrics["train/loss"]
+
+
+@pytest.mark.parametrize("mode", ["linen", "nnx"])
+def test_an_epoch_ends_without_waiting_for_its_metrics(mode, tmp_path, host_reads, monkeypatch):
+    """Without detect_nans and without a callback that reads them, the loop never reads the epoch's metrics (nor
+    a window's): the logger's deferred writes do, once the device has computed them."""
+    trainer = train_one_epoch(mode, tmp_path, host_reads, monkeypatch, detect_nans=False)
+    assert host_reads.loop_events == []  # the spy itself is checked by the test below and the per-step ones
+    written = json.loads((trainer.log_dir / "metrics" / "train_epoch_0001.json").read_text())
+    assert written["step"] == BATCHES and written["train/loss_epoch"] > 0
+
+
+def test_a_callback_reading_the_train_metrics_gets_them_at_the_epoch_end(tmp_path, host_reads, monkeypatch):
+    reader = ReadsTrainLoss()
+    trainer = train_one_epoch("nnx", tmp_path, host_reads, monkeypatch, callbacks=[reader], detect_nans=False)
+    assert {step for step, _ in host_reads.loop_events} == {BATCHES}
+    written = json.loads((trainer.log_dir / "metrics" / "train_epoch_0001.json").read_text())
+    assert reader.loss == written["train/loss_epoch"]

@@ -45,6 +45,8 @@ class Callback(CallbackInterface):
         pass
 
     def on_training_epoch_end(self, train_metrics: dict, epoch_idx: int) -> None:
+        """``train_metrics`` is a read-only mapping fetched from the device on first read: a callback that does
+        not read it lets the next epoch start without waiting for the device."""
         if self._due(epoch_idx):
             self.on_filtered_training_epoch_end(train_metrics, epoch_idx)
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import itertools
-import logging
 import time
 from typing import Any
 
@@ -22,7 +21,6 @@ from jax_trainer.backends import get_backend
 from jax_trainer.callbacks.base import CallbackInterface
 from jax_trainer.callbacks.step_extras import StepExtras
 from jax_trainer.callbacks.value_policies import ValuePolicyInterface, policy_values
-from jax_trainer.logger.enums import LogMode
 from jax_trainer.logger.logger import Logger
 from jax_trainer.logger.progress import EpochBar, ProgressBar
 from jax_trainer.optimizer import build_optimizer, current_learning_rate
@@ -30,12 +28,11 @@ from jax_trainer.trainer import checkpointing
 from jax_trainer.trainer import steps as S
 from jax_trainer.trainer.config import TrainerConfig, TrainerInterface
 from jax_trainer.trainer.devices import DataParallel
+from jax_trainer.trainer.epoch_report import EpochMetrics, fetch_epoch, write_epoch
 from jax_trainer.trainer.flat import FlatState, carry_leaves, first_arg_leaves
 from jax_trainer.trainer.runs import epoch_runs
 from jax_trainer.trainer.step_log import StepLog
 
-LOGGER = logging.getLogger("jax_trainer")
-PHASES = {"train": LogMode.TRAIN, "val": LogMode.VAL, "test": LogMode.TEST}
 HOOK_NAMES = {"val": "validation", "test": "test"}
 
 
@@ -143,6 +140,7 @@ class TrainerModule(TrainerInterface):
                 if val_loader is not None and epoch_idx % self.config.check_val_every_n_epoch == 0:
                     all_metrics[epoch_idx] = self.eval_model(val_loader, "val", epoch_idx)
                 checkpointing.save_point(self)  # the epoch is complete: write the checkpoints callbacks asked for
+            self.logger.write_pending()  # the last epoch's report, so its loss is on the bar drawn last
             self._epoch_bar.close()
             if test_loader is not None:
                 all_metrics["test"] = self.test_model(test_loader, self.current_epoch)
@@ -155,7 +153,7 @@ class TrainerModule(TrainerInterface):
             self._finalize(status)
         return all_metrics
 
-    def train_epoch(self, loader, epoch_idx: int) -> dict[str, Any]:
+    def train_epoch(self, loader, epoch_idx: int) -> EpochMetrics:
         self._run_callbacks("on_training_epoch_start", epoch_idx)
         progress = checkpointing.EpochProgress(self, epoch_idx)  # a restored mid-epoch position, or batch 0
         runs = epoch_runs(loader, epoch_idx, progress.start_batch, self.config.steps_per_dispatch)
@@ -189,12 +187,15 @@ class TrainerModule(TrainerInterface):
                 break
         results, next_acc = self._compiled["train_finish"](acc, policy_values(self.value_policies, epoch_idx + 1))
         self._next_train_acc = (self.global_step, epoch_idx + 1, next_acc)
-        metrics = self._fetch_epoch(self._train_acc, acc, results, "train", epoch_idx, concats)
         self._step_extras.hand_back(acc["extras"])
-        metrics["train/epoch_time"] = time.perf_counter() - epoch_start
-        if "train/loss" in metrics:  # the epoch's mean loss; window logs show theirs when written (in batches)
-            bar.set_postfix(loss=metrics["train/loss"])
-        self._write_epoch_metrics(metrics, "train", epoch_idx)
+        self._check_nonfinite(acc, epoch_idx)  # with detect_nans: stop here, not at a later write
+        epoch_time = time.perf_counter() - epoch_start  # the host's time for the epoch: the device may still run
+
+        def fetch() -> dict:
+            return {**fetch_epoch(self, self._train_acc, acc, results, "train", concats), "train/epoch_time": epoch_time}
+
+        metrics = EpochMetrics(fetch)  # read from the device only by a callback that reads it, or once computed
+        write_epoch(self, metrics, "train", epoch_idx, ready=results.is_ready, bar=bar)
         self._run_callbacks("on_training_epoch_end", metrics, epoch_idx)
         return metrics
 
@@ -218,8 +219,9 @@ class TrainerModule(TrainerInterface):
         bar.close()
         if acc is None:
             raise ValueError(f"The {mode} loader yielded no batches.")
-        metrics = self._fetch_epoch(self._eval_acc, acc, self._compiled["eval_results"](acc), mode, epoch_idx, concats)
-        self._write_epoch_metrics(metrics, mode, epoch_idx)
+        self._check_nonfinite(acc, epoch_idx)
+        metrics = fetch_epoch(self, self._eval_acc, acc, self._compiled["eval_results"](acc), mode, concats)
+        write_epoch(self, metrics, mode, epoch_idx)
         self._run_callbacks(f"on_{hook}_epoch_end", metrics, epoch_idx)
         return {k: v for k, v in metrics.items() if isinstance(v, float)}
 
@@ -296,41 +298,8 @@ class TrainerModule(TrainerInterface):
     def _jit(self, fn, **kwargs):
         return fn if self.config.debug else jax.jit(fn, **kwargs)
 
-    def _fetch_epoch(self, accumulators, acc, results, mode: str, epoch_idx: int, concats: list) -> dict:
-        """Fetch an epoch's metrics once (``results``: the epoch's results vector): scalars under ``<mode>/``,
-        CONCAT values as numpy arrays."""
-        if self.config.detect_nans:
-            self._check_nonfinite(acc, epoch_idx)
-        phase = PHASES[mode]
-        metrics: dict[str, Any] = {}
-        for key, value in zip(accumulators.epoch_keys, np.asarray(results).tolist()):  # one copy from the device
-            if accumulators.specs[key].log_mode.includes(phase):
-                metrics[_rename(key, mode)] = value
-        metrics = self.derive_metrics(metrics)
-        host_concats = jax.device_get(concats) if concats else []
-        for key in {k for _, c in host_concats for k in c}:
-            if accumulators.specs[key].log_mode.includes(phase):
-                parts = [_unstack(np.asarray(c[key]), n) for n, c in host_concats]
-                metrics[_rename(key, mode)] = np.concatenate(parts)
-        return metrics
-
-    def _write_epoch_metrics(self, metrics: dict, mode: str, epoch_idx: int) -> None:
-        """Epoch scalars to the tools, the JSON file and train.log. Train epoch values are written as
-        ``<key>_epoch`` (``train/loss_epoch``) so they never share a tag with the step series at the same
-        step; ``train/epoch_time`` only exists per epoch and keeps its name. Callbacks get the plain keys.
-        Written once the next step is dispatched (see ``Logger.defer``), or by any logger call before that."""
-        scalars = {k: v for k, v in metrics.items() if isinstance(v, float)}
-        if mode == "train":
-            scalars = {k if k == "train/epoch_time" else f"{k}_epoch": v for k, v in scalars.items()}
-        step, text = self.global_step, ", ".join(f"{k}={v:.5g}" for k, v in sorted(scalars.items()))
-
-        def write() -> None:
-            self.logger.log_epoch_metrics(scalars, epoch_idx, mode, step)
-            LOGGER.info("Epoch %d %s: %s", epoch_idx, mode, text)
-
-        self.logger.defer(write)
-
     def _check_nonfinite(self, acc: dict, epoch_idx: int) -> None:
+        """With ``detect_nans``: raise naming the first metric that became non-finite and its step."""
         if "nonfinite" not in acc:
             return
         found = S.first_nonfinite(acc["nonfinite"])
@@ -364,20 +333,9 @@ class TrainerModule(TrainerInterface):
             raise errors[0]
 
 
-def _rename(key: str, mode: str) -> str:
-    prefix, _, name = key.partition("/")
-    return f"{mode}/{name}" if prefix in (S.EVAL_PREFIX, "train") else key
-
-
 def _len_or_none(loader) -> int | None:
     try:
         return len(loader)
     except TypeError:
         return None
 
-
-def _unstack(values: np.ndarray, n_steps: int) -> np.ndarray:
-    """CONCAT values of a scanned dispatch carry a leading steps axis: fold it into the batch axis."""
-    if n_steps == 1:
-        return values.reshape(-1, *values.shape[1:]) if values.ndim else values.reshape(1)
-    return values.reshape(-1, *values.shape[2:])
