@@ -13,9 +13,26 @@ import sys
 from typing import Callable
 
 from jax_trainer.config import ConfigError, dump_yaml, load_config
+from jax_trainer.cpu_threads import limit_cpu_threads
 
 # Errors that describe bad input (config, files, data) rather than a bug in jax_trainer.
 USER_ERRORS = (ConfigError, ValueError, FileNotFoundError, TypeError, ImportError, KeyError, FloatingPointError)
+
+
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return int(text)
+
+
+def _add_cpu_threads_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--cpu-threads",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="XLA CPU compute threads (default: one per core); 1 is faster on 2-4 core machines (see README)",
+    )
 
 
 def _add_config_arguments(parser: argparse.ArgumentParser, ckpt_required: bool) -> None:
@@ -25,6 +42,7 @@ def _add_config_arguments(parser: argparse.ArgumentParser, ckpt_required: bool) 
         "--ckpt-path", required=ckpt_required, default=None, help="'last' or a checkpoint directory to start from"
     )
     parser.add_argument("--print-config", action="store_true", help="print the resolved config as YAML and exit")
+    _add_cpu_threads_argument(parser)
 
 
 def _load(args) -> object | None:
@@ -63,6 +81,7 @@ def _bench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", type=int, default=8000, help="timed steps per variant (default 8000)")
     parser.add_argument("--rounds", type=int, default=16, help="interleaved rounds the steps are split into (default 16)")
     parser.add_argument("--json", default=None, metavar="FILE", help="also write steps/s and the machine as JSON")
+    _add_cpu_threads_argument(parser)
 
 
 def _bench(args) -> int:
@@ -118,6 +137,8 @@ def main(argv: list[str] | None = None) -> int:
     if os.getcwd() not in sys.path:  # `imports:` resolve from the current directory, as with `python -m`
         sys.path.insert(0, os.getcwd())
     try:
+        if getattr(args, "cpu_threads", None) is not None:  # before anything starts jax's backends
+            limit_cpu_threads(args.cpu_threads)
         return COMMANDS[args.command][2](args)
     except USER_ERRORS as err:
         if args.debug:

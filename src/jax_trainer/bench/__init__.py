@@ -29,6 +29,7 @@ import jax
 
 from jax_trainer.bench.loops import RawLoop, TrainerLoop
 from jax_trainer.config import Config, load_config, parse
+from jax_trainer.cpu_threads import cpu_thread_limit
 from jax_trainer.datasets.interfaces import DatasetInterface
 from jax_trainer.trainer.tasks import ImgClassifierTrainerConfig
 
@@ -173,6 +174,7 @@ def machine_info() -> dict[str, Any]:
     return {
         "cpu": cpu,
         "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "xla_cpu_threads": cpu_thread_limit() or "one per core",
         "devices": [str(d) for d in jax.devices()],
         "platform": platform.platform(),
         "python": platform.python_version(),
@@ -223,7 +225,8 @@ def run_cli(
     info = machine_info()
     print(format_table(results, describe(config, steps, rounds)))
     print(
-        f"machine: {info['cpu']}, {info['cores']} cores, jax {info['jax']}, flax {info['flax']}; "
+        f"machine: {info['cpu']}, {info['cores']} cores (XLA CPU threads: {info['xla_cpu_threads']}), "
+        f"jax {info['jax']}, flax {info['flax']}; "
         f"peak host memory {peak_host_memory_mib():.0f} MiB"
     )
     if json_path:
