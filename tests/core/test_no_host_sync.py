@@ -7,6 +7,7 @@ guard is set as well, so on an accelerator implicit transfers (``np.asarray``) f
 """
 
 import json
+import time
 
 import jax
 import jax.numpy as jnp
@@ -15,7 +16,8 @@ from jax._src.array import ArrayImpl
 
 from jax_trainer.callbacks.base import Callback, CallbackConfig
 from jax_trainer.logger.logger import Logger
-from logging_scenarios import all_modes_trainer, make_batches
+from jax_trainer.trainer import pacing
+from logging_scenarios import AllModesTrainer, all_modes_trainer, make_batches
 
 BATCHES = 7
 LOG_EVERY = 3
@@ -160,3 +162,41 @@ def test_a_callback_reading_the_train_metrics_gets_them_at_the_epoch_end(tmp_pat
     assert {step for step, _ in host_reads.loop_events} == {BATCHES}
     written = json.loads((trainer.log_dir / "metrics" / "train_epoch_0001.json").read_text())
     assert reader.loss == written["train/loss_epoch"]
+
+
+class HeavyStepTrainer(AllModesTrainer):
+    """A train step with milliseconds of device work (matmuls): far more than the host's part of a step."""
+
+    def metrics(self, batch) -> dict:
+        x = jnp.full((384, 384), 1.0 / 384) + batch.input[0, 0]
+        for _ in range(6):
+            x = jnp.tanh(x @ x)
+        return {"heavy": x.mean()}
+
+
+class StepEndTimes(Callback):
+    """When the host finished each step's dispatch."""
+
+    def __init__(self):
+        super().__init__(CallbackConfig())
+        self.times = []
+
+    def on_train_step_end(self, step, epoch_idx):
+        self.times.append(time.perf_counter())
+
+
+@pytest.mark.parametrize("mode", ["linen", "nnx"])
+def test_the_host_runs_ahead_of_the_device_but_boundedly(mode, tmp_path):
+    """Dispatch is asynchronous (the host gets ahead), but at most ``2 * pacing.EVERY`` dispatches are in flight:
+    the runtime's own limit (32 on CPU) would let the host dispatch step 32 at once, then block on every step."""
+    every, n = pacing.EVERY, 6 * pacing.EVERY
+    trainer = all_modes_trainer(mode, tmp_path, tools=[], trainer_cls=HeavyStepTrainer, log_steps_every=10**6)
+    step_ends = StepEndTimes()
+    step_ends.trainer = trainer
+    trainer.callbacks.append(step_ends)
+    trainer.train_model(make_batches([4] * n, 0))
+    times = [t - step_ends.times[0] for t in step_ends.times]
+    device_step = (time.perf_counter() - step_ends.times[0]) / (n - 1)  # the run ends once the device is done
+    assert times[every - 1] < every / 2 * device_step  # steps 2..EVERY dispatched while the device was on step 1
+    ahead = 4 * every
+    assert times[ahead] > (ahead - 2 * every - 2) / 2 * device_step  # dispatched once >= 2E - 1 steps were done

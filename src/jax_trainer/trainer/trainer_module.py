@@ -29,6 +29,7 @@ from jax_trainer.trainer import steps as S
 from jax_trainer.trainer.config import TrainerConfig, TrainerInterface
 from jax_trainer.trainer.devices import DataParallel
 from jax_trainer.trainer.epoch_report import EpochMetrics, fetch_epoch, write_epoch
+from jax_trainer.trainer.pacing import Pacing, with_token
 from jax_trainer.trainer.flat import FlatState, carry_leaves, first_arg_leaves
 from jax_trainer.trainer.runs import epoch_runs
 from jax_trainer.trainer.step_log import StepLog
@@ -65,6 +66,7 @@ class TrainerModule(TrainerInterface):
         self.save_requests: list = []  # checkpoint savers waiting for the next save point (checkpointing.py)
         self.resume_position = None  # a restored mid-epoch position, consumed by the next train epoch
         self._next_train_acc = None  # (global step, epoch, accumulators) made at the previous epoch's end
+        self._pacing = Pacing()  # how far the host runs ahead of the device (pacing.py)
 
     # ----------------------------------------------------------------- user hooks
     def batch_to_input(self, batch):
@@ -172,8 +174,9 @@ class TrainerModule(TrainerInterface):
             if self.save_requests:  # a save asked for at the previous step: now every callback has seen it
                 checkpointing.save_point(self, progress.position(acc, concats))
             step_fn = self._compiled["train_multi"] if n_steps > 1 else self._compiled["train"]
-            (leaves, acc), concat = step_fn((self._flat_state.leaves, acc), batch)
+            (leaves, acc), concat, token = step_fn((self._flat_state.leaves, acc), batch)
             self._flat_state.set_leaves(leaves)
+            self._pacing.track(token)
             self.logger.write_pending(wait=False)  # deferred logs whose values are ready: the device has work now
             if concat:
                 concats.append((n_steps, concat))
@@ -259,8 +262,8 @@ class TrainerModule(TrainerInterface):
         self._step_extras = StepExtras(self.callbacks)
         step = S.make_train_step(self.backend, self._train_acc, lr, self.config.log_grad_norm, self._step_extras.update)
         step = carry_leaves(step, self._flat_state)
-        self._compiled["train"] = self._jit(step, donate_argnums=(0,))
-        self._compiled["train_multi"] = self._jit(S.scan_steps(step), donate_argnums=(0,))
+        self._compiled["train"] = self._jit(with_token(step), donate_argnums=(0,))
+        self._compiled["train_multi"] = self._jit(with_token(S.scan_steps(step)), donate_argnums=(0,))
         self._compiled["train_treedef"] = treedef
         # Compiled, each accumulator call is one dispatch instead of one per small op.
         self._compiled["train_init"] = self._jit(self._train_acc.init)
