@@ -83,9 +83,9 @@ class Logger:
         writes or reads this log, so the order of writes is kept. ``ready`` tells whether the device values
         ``write`` reads are computed.
 
-        The trainer defers its epoch reports and step-window logs: at an epoch end the device was just drained to
-        fetch the metrics, and I/O before the next dispatch would leave it idle; a window's values are read once
-        ready, so that reading them never waits for the device. Both are written in batches (``BATCH_SECS``).
+        The trainer defers its epoch reports and step-window logs with readiness checks, so that reading them never
+        waits for the device and their I/O never stands between two dispatches. Both are written in batches
+        (``BATCH_SECS``).
         """
         self._pending.append((write, ready, time.monotonic()))
 

@@ -29,8 +29,8 @@ from jax_trainer.trainer import steps as S
 from jax_trainer.trainer.config import TrainerConfig, TrainerInterface
 from jax_trainer.trainer.devices import DataParallel
 from jax_trainer.trainer.epoch_report import EpochMetrics, fetch_epoch, write_epoch
-from jax_trainer.trainer.pacing import Pacing, with_token
 from jax_trainer.trainer.flat import FlatState, carry_leaves, first_arg_leaves
+from jax_trainer.trainer.pacing import Pacing, with_token
 from jax_trainer.trainer.runs import epoch_runs
 from jax_trainer.trainer.step_log import StepLog
 
