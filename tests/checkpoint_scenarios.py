@@ -22,10 +22,12 @@ from compoconf import register
 from jax_trainer.callbacks import Callback, CallbackConfig, EarlyStoppingConfig, ModelCheckpointConfig
 from jax_trainer.datasets import DigitsConfig, DigitsDataset
 from jax_trainer.logger.config import LoggerConfig
+from jax_trainer.logger.tools import CSVToolLoggerConfig
 from jax_trainer.optimizer import AdamWConfig, WarmupCosineDecayScheduleConfig
 from jax_trainer.trainer import ImgClassifierTrainer, ImgClassifierTrainerConfig, TrainerModule
 from jax_trainer.trainer.checkpoint_io import CheckpointError, committed_steps
 from jax_trainer.zoo.configs import MLPClassifierConfig
+from logging_scenarios import read_csv
 
 STEPS_PER_EPOCH = 11
 TIMING_KEYS = ("train/epoch_time",)
@@ -53,12 +55,12 @@ def splits():
     return DigitsDataset(DigitsConfig(global_batch_size=32, val_size=0.4, test_size=0.4)).build()
 
 
-def make_trainer(mode, log_dir, data, callbacks=None, epochs=2, hidden=16, **kwargs) -> TrainerModule:
+def make_trainer(mode, log_dir, data, callbacks=None, epochs=2, hidden=16, tools=None, **kwargs) -> TrainerModule:
     config = ImgClassifierTrainerConfig(
         model_mode=mode,
         train_epochs=epochs,
         enable_progress_bar=False,
-        logger=LoggerConfig(log_dir=str(log_dir), log_steps_every=4, tool_config=None),
+        logger=LoggerConfig(log_dir=str(log_dir), log_steps_every=4, tool_config=tools),
         callbacks=callbacks or {},
         **kwargs,
     )
@@ -135,6 +137,22 @@ def test_resume_is_exact(mode, tmp_path):
     for name in ("ckpt", "stop"):
         assert _callback(resumed, name).state_dict() == _callback(reference, name).state_dict()
     assert committed_steps(run_dir / "checkpoints") == committed_steps(tmp_path / "ref" / "checkpoints")
+
+
+def test_throughput_after_a_mid_window_resume(mode, tmp_path):
+    """A checkpoint inside a log window restores the window's metrics, but the window's throughput counts only
+    the steps run since the resume: samples/s x step time x those steps = their examples."""
+    data, csv = splits(), CSVToolLoggerConfig()
+    callbacks = {"ckpt": ModelCheckpointConfig(save_last=True, every_n_train_steps=6)}
+    crashed = make_trainer(mode, tmp_path, data, {**callbacks, "crash": CrashAtStepConfig(step=7)}, tools=csv)
+    with pytest.raises(Crash):
+        crashed.train_model(data.train)
+    assert max(committed_steps(tmp_path / "checkpoints")) == 6  # inside the window of steps 5-8
+    resumed = make_trainer(mode, tmp_path, data, callbacks, epochs=1, tools=csv)
+    resumed.train_model(data.train, ckpt_path="last")
+    rows = read_csv(tmp_path / "metrics.csv")
+    batch = data.train.batch_size
+    assert rows[8, "train/samples_per_sec"] * rows[8, "train/step_time"] * 2 == pytest.approx(2 * batch)
 
 
 def _callback(trainer, name):

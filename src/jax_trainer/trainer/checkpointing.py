@@ -71,7 +71,9 @@ class EpochProgress:
         """Initial (accumulators, concats) of the epoch: ``fresh``, or those of the checkpoint."""
         if self.resume is None:
             return fresh, []
-        return _restored_accumulators(fresh, self.resume), list(self.resume.concats)
+        acc = _restored_accumulators(fresh, self.resume)
+        acc["samples"] = jnp.zeros_like(acc["samples"])  # throughput is this process's: its window starts now
+        return acc, list(self.resume.concats)
 
     def position(self, acc: dict, concats: list) -> EpochPosition:
         entries = [("/".join(k), v) for k, v in flatten(acc).items()]
