@@ -21,12 +21,11 @@ EVERY = 8
 
 
 def with_token(step: Callable) -> Callable:
-    """``step(carry, batch) -> (carry, out)`` as ``-> (carry, out, token)``."""
+    """A step returning a tuple, ``(carry, out)``, as one returning ``(carry, out, token)``."""
 
     @functools.wraps(step)  # keeps the name compile logs and profiles show
-    def step_with_token(carry, batch):
-        carry, out = step(carry, batch)
-        return carry, out, jnp.zeros((), jnp.bool_)
+    def step_with_token(*args):
+        return (*step(*args), jnp.zeros((), jnp.bool_))
 
     return step_with_token
 

@@ -214,7 +214,8 @@ class TrainerModule(TrainerInterface):
                 inputs = policy_values(self.value_policies, epoch_idx)
                 self._build_eval_step(batch, inputs, model_treedef)
                 acc = self._compiled["eval_init"](0, inputs)
-            acc, concat = self._compiled["eval"](model_leaves, acc, batch)
+            acc, concat, token = self._compiled["eval"](model_leaves, acc, batch)
+            self._pacing.track(token)
             self.logger.write_pending(wait=False)
             if concat:
                 concats.append((1, concat))
@@ -278,7 +279,7 @@ class TrainerModule(TrainerInterface):
         specs = S.discover_specs(values, self.model_state, batch, inputs)
         self._eval_acc = S.Accumulators(specs, windowed=False, track_nonfinite=self.config.detect_nans)
         eval_step = first_arg_leaves(S.make_eval_step(self.backend, self._eval_acc), treedef)
-        self._compiled["eval"] = self._jit(eval_step, donate_argnums=(1,))
+        self._compiled["eval"] = self._jit(with_token(eval_step), donate_argnums=(1,))
         self._compiled["eval_treedef"] = treedef
         self._compiled["eval_init"] = self._jit(self._eval_acc.init)
         self._compiled["eval_results"] = self._jit(self._eval_acc.epoch_results)
