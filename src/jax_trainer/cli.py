@@ -78,8 +78,12 @@ def _evaluate(mode: str) -> Callable[[argparse.Namespace], int]:
 def _bench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("config", nargs="?", help="YAML config of a classifier (default: MLP on digits)")
     parser.add_argument("overrides", nargs="*", help="dotted.key=value overrides, typed by the schema")
-    parser.add_argument("--steps", type=int, default=8000, help="timed steps per variant (default 8000)")
-    parser.add_argument("--rounds", type=int, default=16, help="interleaved rounds the steps are split into (default 16)")
+    from jax_trainer.bench import ROUNDS, STEPS  # pylint: disable=import-outside-toplevel
+
+    parser.add_argument("--steps", type=int, default=STEPS, help=f"timed steps per variant (default {STEPS})")
+    parser.add_argument(
+        "--rounds", type=int, default=ROUNDS, help=f"interleaved rounds the steps are split into (default {ROUNDS})"
+    )
     parser.add_argument("--json", default=None, metavar="FILE", help="also write steps/s and the machine as JSON")
     _add_cpu_threads_argument(parser)
 

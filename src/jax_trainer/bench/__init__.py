@@ -34,6 +34,7 @@ from jax_trainer.datasets.interfaces import DatasetInterface
 from jax_trainer.trainer.tasks import ImgClassifierTrainerConfig
 
 DISPATCH = 16
+STEPS, ROUNDS = 8000, 16  # timed steps per variant, interleaved rounds: the budget whose ratios hold run to run
 COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
 REFERENCE = "raw_linen"
 VARIANTS = ("raw_linen", "raw_nnx", "trainer_linen", "trainer_nnx")
@@ -215,7 +216,7 @@ def describe(config: Config, steps: int, rounds: int) -> str:
 
 
 def run_cli(
-    config_path: str | None, overrides=(), steps: int = 8000, rounds: int = 16, json_path: str | None = None
+    config_path: str | None, overrides=(), steps: int = STEPS, rounds: int = ROUNDS, json_path: str | None = None
 ) -> dict[str, Any]:
     """``jax-trainer bench``: print the table; ``json_path`` also gets steps/s per variant and the machine."""
     if steps < 1 or rounds < 1:
