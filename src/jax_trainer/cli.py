@@ -31,7 +31,7 @@ def _add_cpu_threads_argument(parser: argparse.ArgumentParser) -> None:
         type=_positive_int,
         default=None,
         metavar="N",
-        help="XLA CPU compute threads (default: one per core); 1 is faster on 2-4 core machines (see README)",
+        help="XLA CPU compute threads (default: one per core); see README, Performance, for when 1 is faster",
     )
 
 

@@ -46,7 +46,7 @@ class EpochMetrics(Mapping):
         return f"EpochMetrics({self._values if self._fetch is None else '<not fetched>'})"
 
 
-def fetch_epoch(trainer, accumulators: S.Accumulators, acc: dict, results, mode: str, concats: list) -> dict:
+def fetch_epoch(trainer, accumulators: S.Accumulators, results, mode: str, concats: list) -> dict:
     """An epoch's metrics from its ``results`` vector (one copy from the device): scalars under ``<mode>/``,
     CONCAT values as numpy arrays, then the trainer's ``derive_metrics``."""
     phase = PHASES[mode]

@@ -195,7 +195,7 @@ class TrainerModule(TrainerInterface):
         epoch_time = time.perf_counter() - epoch_start  # the host's time for the epoch: the device may still run
 
         def fetch() -> dict:
-            return {**fetch_epoch(self, self._train_acc, acc, results, "train", concats), "train/epoch_time": epoch_time}
+            return {**fetch_epoch(self, self._train_acc, results, "train", concats), "train/epoch_time": epoch_time}
 
         metrics = EpochMetrics(fetch)  # read from the device only by a callback that reads it, or once computed
         write_epoch(self, metrics, "train", epoch_idx, ready=results.is_ready, bar=bar)
@@ -224,7 +224,7 @@ class TrainerModule(TrainerInterface):
         if acc is None:
             raise ValueError(f"The {mode} loader yielded no batches.")
         self._check_nonfinite(acc, epoch_idx)
-        metrics = fetch_epoch(self, self._eval_acc, acc, self._compiled["eval_results"](acc), mode, concats)
+        metrics = fetch_epoch(self, self._eval_acc, self._compiled["eval_results"](acc), mode, concats)
         write_epoch(self, metrics, mode, epoch_idx)
         self._run_callbacks(f"on_{hook}_epoch_end", metrics, epoch_idx)
         return {k: v for k, v in metrics.items() if isinstance(v, float)}
