@@ -108,5 +108,5 @@ def test_value_policy(mode, tmp_path):
         assert train["train/loss_epoch"] == pytest.approx(weight * train["train/ce_epoch"], rel=1e-5)
         assert results[epoch]["val/aux_weight"] == weight
         assert results[epoch]["val/loss"] == pytest.approx(weight * results[epoch]["val/ce"], rel=1e-5)
-    assert trainer._compiled["train"]._cache_size() == 1
-    assert trainer._compiled["eval"]._cache_size() == 1
+    assert trainer.runner.train_steps.step._cache_size() == 1
+    assert trainer.runner.eval_steps.step._cache_size() == 1

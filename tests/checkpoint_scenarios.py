@@ -25,7 +25,7 @@ from jax_trainer.logger.config import LoggerConfig
 from jax_trainer.logger.tools import CSVToolLoggerConfig
 from jax_trainer.optimizer import AdamWConfig, WarmupCosineDecayScheduleConfig
 from jax_trainer.trainer import ImgClassifierTrainer, ImgClassifierTrainerConfig, TrainerModule
-from jax_trainer.trainer.checkpoint_io import CheckpointError, committed_steps
+from jax_trainer.checkpoint import CheckpointError, committed_steps
 from jax_trainer.zoo.configs import MLPClassifierConfig
 from logging_scenarios import read_csv
 
@@ -218,7 +218,7 @@ def test_damaged_checkpoints_name_the_entry(mode, tmp_path):
     first, second = (tmp_path / "run" / "checkpoints" / str(s) for s in (STEPS_PER_EPOCH, 2 * STEPS_PER_EPOCH))
 
     wider = make_trainer(mode, tmp_path / "wide", data, hidden=24)
-    entry = r"entry '(0/|params/)?(l1|head)/(kernel|bias)' is float32\[(16|\d+, 16|16, 10)\] in the checkpoint "
+    entry = r"entry 'model/(params/)?(l1|head)/(kernel|bias)' is float32\[(16|\d+, 16|16, 10)\] in the checkpoint "
     entry += r"but float32\[(24|\d+, 24|24, 10)\] here"
     with pytest.raises(CheckpointError, match=rf"Checkpoint {first} does not match this model: {entry}"):
         wider.load_model_checkpoint(first)

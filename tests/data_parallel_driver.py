@@ -10,7 +10,7 @@ import numpy as np
 
 from jax_trainer.optimizer import SGDConfig
 from jax_trainer.zoo.configs import MLPClassifierConfig
-from trainer_helpers import classifier, digits_splits
+from trainer_helpers import classifier, digits_splits, model_weights
 
 
 def main(mode: str, out: str, log_dir: str) -> None:
@@ -20,8 +20,7 @@ def main(mode: str, out: str, log_dir: str) -> None:
         splits=splits, train_epochs=1, max_steps=8,
     )
     results = trainer.train_model(splits.train, splits.val)
-    leaves = jax.tree_util.tree_flatten_with_path(trainer.backend.params(trainer.state))[0]
-    arrays = {jax.tree_util.keystr(path): np.asarray(leaf) for path, leaf in leaves}
+    arrays = model_weights(trainer)
     arrays["__devices__"] = np.array(jax.device_count())
     arrays["__val_acc__"] = np.array(results[1]["val/acc"])
     np.savez(out, **arrays)

@@ -16,6 +16,7 @@ from jax_trainer.logger.config import LoggerConfig
 from jax_trainer.optimizer import AdamConfig, SGDConfig
 from jax_trainer.trainer import ImgClassifierTrainer, ImgClassifierTrainerConfig
 from jax_trainer.zoo.configs import MLPClassifierConfig
+from trainer_helpers import model_weights
 
 OPTIMIZERS = {
     "sgd_momentum": SGDConfig(learning_rate=0.1, momentum=0.9),
@@ -46,9 +47,9 @@ def train_params(mode: str, optimizer, batch_size: int, accumulate: int, log_dir
     model = MLPClassifierConfig(hidden_dims=[16], num_classes=N_CLASSES)
     exmp = SupervisedBatch(x[:16], y[:16])  # the same init for every run
     trainer = ImgClassifierTrainer(config, model, optimizer, exmp)
-    initial = [np.asarray(p) for p in jax.tree.leaves(trainer.backend.params(trainer.model_state))]
+    initial = list(model_weights(trainer).values())
     trainer.train_model(batches)
-    final = [np.asarray(p) for p in jax.tree.leaves(trainer.backend.params(trainer.state))]
+    final = list(model_weights(trainer).values())
     assert any(np.abs(a - b).max() > 1e-3 for a, b in zip(initial, final)), "training did not move the parameters"
     return final
 

@@ -12,7 +12,7 @@ from jax_trainer.bench import count_compilations
 from jax_trainer.callbacks.base import Callback, CallbackConfig
 from jax_trainer.datasets import NumpyLoader, SupervisedBatch
 from jax_trainer.zoo.configs import MLPClassifierConfig
-from trainer_helpers import classifier, digits_splits, fixed_batches
+from trainer_helpers import classifier, digits_splits, fixed_batches, model_weights
 
 
 class CompileSnapshots(Callback):
@@ -75,7 +75,7 @@ def _train(mode, log_dir, k: int, batches):
     model = MLPClassifierConfig(hidden_dims=[32], dropout=0.2)  # dropout: the rng stream must match as well
     trainer = classifier(mode, log_dir, model=model, train_epochs=2, steps_per_dispatch=k, log_steps_every=8)
     trainer.train_model(batches)
-    params = [np.asarray(p) for p in jax.tree.leaves(trainer.backend.params(trainer.state))]
+    params = list(model_weights(trainer).values())
     state = [np.asarray(x) for x in jax.tree.leaves(trainer.backend.state_dict(trainer.state))]
     epoch_2 = json.loads((log_dir / "metrics" / "train_epoch_0002.json").read_text())
     return params, state, epoch_2

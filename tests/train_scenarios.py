@@ -12,7 +12,7 @@ import pytest
 from jax_trainer.optimizer import AdamWConfig, SGDConfig
 from jax_trainer.trainer import ImgClassifierTrainer, RegressionTrainer, RegressionTrainerConfig
 from jax_trainer.zoo.configs import CNNClassifierConfig, MLPClassifierConfig, MLPRegressorConfig
-from trainer_helpers import classifier, diabetes_splits, digits_splits, fixed_batches, trainer_config
+from trainer_helpers import classifier, diabetes_splits, digits_splits, fixed_batches, model_weights, trainer_config
 
 
 def test_digits_mlp_reaches_95(mode, tmp_path):
@@ -53,7 +53,7 @@ def test_cnn_batchnorm_dropout(mode, tmp_path):
 
 
 def _batch_stats(trainer):
-    leaves = jax.tree_util.tree_flatten_with_path(trainer.backend.state_dict(trainer.model_state))[0]
+    leaves = jax.tree_util.tree_flatten_with_path(trainer.backend.model_state_dict(trainer.model_state))[0]
     return [np.asarray(v) for p, v in leaves if any(getattr(k, "key", None) in ("mean", "var") for k in p)]
 
 
@@ -80,7 +80,7 @@ def test_debug_equals_jit(mode, tmp_path):
     for debug in (False, True):
         trainer = classifier(mode, tmp_path / str(debug), debug=debug, train_epochs=1)
         trainer.train_model(batches)
-        params.append(jax.tree.leaves(trainer.backend.params(trainer.state)))
+        params.append(list(model_weights(trainer).values()))
     for a, b in zip(*params):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-6, rtol=0)
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import jax
+import numpy as np
+
 from jax_trainer.datasets import DiabetesConfig, DiabetesDataset, DigitsConfig, DigitsDataset, SupervisedBatch
 from jax_trainer.logger.config import LoggerConfig
 from jax_trainer.optimizer import AdamWConfig
@@ -38,3 +41,15 @@ def fixed_batches(n: int, batch_size: int = 32) -> list[SupervisedBatch]:
     loader = digits_splits(batch_size).val
     batches = [b for b in loader if b.size == batch_size]
     return [batches[i % len(batches)] for i in range(n)]
+
+
+def model_weights(trainer) -> dict[str, np.ndarray]:
+    """The trainer's model arrays of floating dtype (parameters, batch statistics) by path, through the backend's
+    checkpoint tree (rng state left out: it counts calls, not what was learnt)."""
+    tree = trainer.backend.model_state_dict(trainer.model_state)
+    leaves = jax.tree_util.tree_flatten_with_path(tree)[0]
+    return {
+        jax.tree_util.keystr(path): np.asarray(leaf)
+        for path, leaf in leaves
+        if np.issubdtype(np.asarray(leaf).dtype, np.floating)
+    }

@@ -12,11 +12,12 @@ import os
 import sys
 from typing import Callable
 
-from jax_trainer.config import ConfigError, dump_yaml, load_config
+from jax_trainer.config_errors import ConfigError
 from jax_trainer.cpu_threads import limit_cpu_threads
+from jax_trainer.errors import InputError
 
-# Errors that describe bad input (config, files, data) rather than a bug in jax_trainer.
-USER_ERRORS = (ConfigError, ValueError, FileNotFoundError, TypeError, ImportError, KeyError, FloatingPointError)
+# Errors that describe bad input (config, files, checkpoints, data) rather than a bug in jax_trainer.
+USER_ERRORS = (InputError,)
 
 
 def _positive_int(text: str) -> int:
@@ -47,6 +48,8 @@ def _add_config_arguments(parser: argparse.ArgumentParser, ckpt_required: bool) 
 
 def _load(args) -> object | None:
     """The resolved config, or None after printing it for ``--print-config``."""
+    from jax_trainer.config import dump_yaml, load_config  # pylint: disable=import-outside-toplevel  (imports jax)
+
     config = load_config(args.config, args.overrides)
     if args.print_config:
         print(dump_yaml(config), end="")

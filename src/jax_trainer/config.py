@@ -1,12 +1,14 @@
 """The run config: one YAML file (plus ``dotted.key=value`` overrides) parsed strictly with compoconf.
 
-Everything is checked here, before any model is built, compiled or any file is written, and every
-error is a :class:`ConfigError` naming the dotted path of the offending field (see ``config_errors``).
+Everything is checked here, before any model is built, compiled or any file is written, and every error is a
+:class:`ConfigError` naming the dotted path of the offending field (see ``config_errors``). ``model:`` is parsed
+against the model interface of the backend ``trainer.model_mode`` names, so a backend registered with
+``register_backend`` brings its models to the config.
 """
 
 from __future__ import annotations
 
-import importlib
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Optional
@@ -14,29 +16,31 @@ from typing import Any, Iterable, Optional
 import compoconf
 import yaml
 
-from jax_trainer.backends import available_backends, get_backend
-from jax_trainer.config_errors import ConfigError, check
+import jax_trainer.callbacks  # noqa: F401  (registers the built-in callbacks and value policies)
+import jax_trainer.datasets  # noqa: F401  (registers the built-in datasets)
+import jax_trainer.logger.tools  # noqa: F401  (registers the logging tools)
+import jax_trainer.trainer  # noqa: F401  (registers the built-in trainers)
+from jax_trainer.backends import parse_model_config
+from jax_trainer.config_errors import ConfigError, check, import_modules
 from jax_trainer.datasets.interfaces import DatasetInterface
 from jax_trainer.optimizer import OptimizerInterface
 from jax_trainer.trainer.config import TrainerInterface
-from jax_trainer.zoo.base import ModelConfig
 
-BUILTIN_MODULES = ("trainer", "zoo", "optimizer", "datasets", "callbacks", "logger")
-
-__all__ = ["Config", "ConfigError", "apply_overrides", "dump_yaml", "load_config", "parse", "to_dict"]
+__all__ = ["Config", "ConfigError", "apply_overrides", "dump_yaml", "load_config", "parse", "read_yaml", "to_dict"]
 
 
 @dataclass
 class Config:
     """The whole YAML file. ``imports`` are modules to import first so their registered classes resolve.
 
-    ``seed`` and ``num_gpus`` are the original jax_trainer's top-level fields, kept so its configs load
-    and round-trip: initialisation and dropout follow ``trainer.seed``, shuffling ``dataset.seed``, and
-    the trainer runs data-parallel over all local devices whatever ``num_gpus`` says.
+    ``model`` is the config of a model registered for the trainer's backend (see :func:`parse`). ``seed`` and
+    ``num_gpus`` are the original jax_trainer's top-level fields, kept so its configs load and round-trip:
+    initialisation and dropout follow ``trainer.seed``, shuffling ``dataset.seed``, and the trainer runs
+    data-parallel over all local devices whatever ``num_gpus`` says.
     """
 
     trainer: TrainerInterface.cfgtype
-    model: ModelConfig
+    model: Any
     optimizer: OptimizerInterface.cfgtype
     dataset: Optional[DatasetInterface.cfgtype] = None
     seed: int = 42
@@ -44,13 +48,8 @@ class Config:
     imports: list[str] = field(default_factory=list)
 
 
-def register_builtins() -> None:
-    """Import the modules whose classes YAML may name, so compoconf can resolve them."""
-    for module in BUILTIN_MODULES:
-        importlib.import_module(f"jax_trainer.{module}")
-
-
 def read_yaml(path: str | Path) -> dict:
+    """A YAML file holding a mapping, or a ConfigError naming the file."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
@@ -97,48 +96,17 @@ def _override_value(raw: str) -> Any:
         return raw
 
 
-def import_user_modules(modules: list[str]) -> None:
-    """Import the modules under ``imports:`` so the classes they ``@register`` resolve by class_name."""
-    for i, module in enumerate(modules):
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as err:
-            if err.name and (module == err.name or module.startswith(err.name + ".")):
-                raise ConfigError(
-                    f"cannot import module {module!r}: not found (is it installed, or is its directory the "
-                    "current one or on PYTHONPATH?)",
-                    f"imports.{i}",
-                ) from err
-            raise ConfigError(f"importing {module!r} failed: {err}", f"imports.{i}") from err
-        except Exception as err:  # user code: report where it came from; --debug shows the traceback
-            raise ConfigError(f"importing {module!r} failed: {type(err).__name__}: {err}", f"imports.{i}") from err
-
-
-def check_backend(config: Config) -> None:
-    """``trainer.model_mode`` names a backend, and the model has an implementation for it."""
+def parse(data: dict) -> Config:
+    """Strictly parse a config mapping: check it field by field, then let compoconf build it; ``model`` last,
+    against the model interface of ``trainer.model_mode``'s backend."""
+    import_modules(data.get("imports") or [])
+    if "model" not in data:
+        raise ConfigError("missing required field 'model'", "model")
+    config = compoconf.parse_config(Config, check(Config, {**data, "model": None}), strict_types=True)
     mode = getattr(config.trainer, "model_mode", None)
     if mode is None:
-        return
-    backends = available_backends()
-    if mode not in backends:
-        raise ConfigError(f"unknown backend {mode!r}; available backends: {backends}", "trainer.model_mode")
-    registry, name = get_backend(mode).model_interface, config.model.class_name
-    if name not in compoconf.registered(registry):
-        elsewhere = [m for m in backends if name in compoconf.registered(get_backend(m).model_interface)]
-        raise ConfigError(
-            f"{name!r} has no {mode} implementation (it is registered for {elsewhere}); "
-            f"models registered for {mode}: {compoconf.registered(registry)}. Change trainer.model_mode or the model",
-            "model.class_name",
-        )
-
-
-def parse(data: dict) -> Config:
-    """Strictly parse a config mapping: check it field by field, then let compoconf build it."""
-    register_builtins()
-    import_user_modules(check(list[str], data.get("imports") or [], "imports"))
-    config = compoconf.parse_config(Config, check(Config, data), strict_types=True)
-    check_backend(config)
-    return config
+        raise ConfigError("the trainer config has no model_mode: it must be a TrainerConfig", "trainer")
+    return dataclasses.replace(config, model=parse_model_config(mode, data["model"]))
 
 
 def load_config(path: str | Path, overrides: Iterable[str] = ()) -> Config:
@@ -165,4 +133,5 @@ def to_dict(config: Config) -> dict[str, Any]:
 
 
 def dump_yaml(config: Config) -> str:
+    """The resolved config as YAML."""
     return yaml.safe_dump(to_dict(config), sort_keys=False)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import enum
+import importlib
 import re
 import types
 import typing
@@ -21,17 +22,41 @@ from typing import Any, Literal, Union
 
 import compoconf
 
+from jax_trainer.errors import InputError
+
 _NONE = type(None)
 _CONTAINERS = (list, tuple, dict, set, frozenset)
 _POST_INIT_ERRORS = (ValueError, TypeError, KeyError, AssertionError)
 
 
-class ConfigError(ValueError):
+class ConfigError(InputError):
     """A bad config file, field or override; ``path`` is the dotted path of the field ("" for the file)."""
 
     def __init__(self, message: str, path: str = ""):
-        self.path, self.detail = path, message
+        self.path = path
         super().__init__(message if not path or message.startswith(path) else f"{path}: {message}")
+
+
+def parse_section(annotation: Any, value: Any, path: str) -> Any:
+    """One section of a config (``trainer``, ``model``, ...) checked at ``path`` and built by compoconf."""
+    return compoconf.parse_config(annotation, check(annotation, value, path), strict_types=True)
+
+
+def import_modules(modules: list[str]) -> None:
+    """Import the modules under ``imports:`` so the classes they ``@register`` resolve by class_name."""
+    for i, module in enumerate(check(list[str], modules or [], "imports")):
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as err:
+            if err.name and (module == err.name or module.startswith(err.name + ".")):
+                raise ConfigError(
+                    f"cannot import module {module!r}: not found (is it installed, or is its directory the "
+                    "current one or on PYTHONPATH?)",
+                    f"imports.{i}",
+                ) from err
+            raise ConfigError(f"importing {module!r} failed: {err}", f"imports.{i}") from err
+        except Exception as err:  # user code: report where it came from; --debug shows the traceback
+            raise ConfigError(f"importing {module!r} failed: {type(err).__name__}: {err}", f"imports.{i}") from err
 
 
 def check(annotation: Any, value: Any, path: str = "") -> Any:

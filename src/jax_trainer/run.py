@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from jax_trainer.checkpoint.rundir import write_run_files
 from jax_trainer.config import Config, ConfigError, to_dict
 from jax_trainer.datasets.interfaces import DatasetInterface
-from jax_trainer.rundir import write_run_files
 from jax_trainer.trainer.config import TrainerInterface
 
+
 def build_data(config: Config):
+    """The configured dataset and its splits (``train``, ``val``, ``test`` loaders)."""
     if config.dataset is None:
         raise ConfigError("a dataset config is required to run from a config file", "dataset")
     dataset = config.dataset.instantiate(DatasetInterface)
@@ -31,20 +33,25 @@ def build_trainer(config: Config, exmp_batch, write_run_dir: bool = True):
 
 
 def fit(config: Config, ckpt_path: str | None = None) -> dict:
+    """``jax-trainer fit``: train on the dataset's splits; returns the metrics ``train_model`` returns."""
     dataset, splits = build_data(config)
     trainer = build_trainer(config, dataset.example_batch())
     return trainer.train_model(splits.train, splits.val, splits.test, ckpt_path=ckpt_path)
 
 
 def evaluate(config: Config, mode: str, ckpt_path: str | None) -> dict:
+    """``jax-trainer validate|test``: the metrics of ``ckpt_path``'s weights on the val or test split."""
     dataset, splits = build_data(config)
     loader = splits.val if mode == "val" else splits.test
     if loader is None:
         raise ConfigError(f"{config.dataset.class_name} provides no {mode} split", "dataset")
     trainer = build_trainer(config, dataset.example_batch(), write_run_dir=False)
-    if ckpt_path is not None:
-        trainer.load_model_checkpoint(ckpt_path)
+    status = "failed"
     try:
-        return trainer.eval_model(loader, mode, trainer.current_epoch)
+        if ckpt_path is not None:
+            trainer.load_model_checkpoint(ckpt_path)
+        metrics = trainer.eval_model(loader, mode, trainer.current_epoch)
+        status = "success"
+        return metrics
     finally:
-        trainer.logger.finalize("success")
+        trainer.logger.finalize(status)

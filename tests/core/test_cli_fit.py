@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
 import yaml
 
 from jax_trainer.cli import main
@@ -14,7 +13,6 @@ from jax_trainer.config import load_config, parse
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "digits_mlp.yaml"
 
 
-@pytest.mark.parametrize("mode", ["linen", "nnx"])
 def test_fit_example_from_the_command_line(tmp_path, capsys, mode):
     log_dir = tmp_path / "run"
     overrides = [f"trainer.model_mode={mode}", f"trainer.logger.log_dir={log_dir}", "trainer.enable_progress_bar=false"]

@@ -6,7 +6,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 DRIVER = Path(__file__).parents[1] / "data_parallel_driver.py"
 
@@ -22,7 +21,6 @@ def _run(mode: str, devices: int, tmp_path: Path) -> dict:
         return {k: data[k] for k in data.files}
 
 
-@pytest.mark.parametrize("mode", ["linen", "nnx"])
 def test_eight_devices_match_one(tmp_path, mode):
     one, eight = _run(mode, 1, tmp_path), _run(mode, 8, tmp_path)
     assert int(one.pop("__devices__")) == 1 and int(eight.pop("__devices__")) == 8

@@ -19,6 +19,7 @@ from jax_trainer.datasets import (
     MNISTConfig,
     NumpyLoader,
 )
+from jax_trainer.datasets.files import DataError
 from jax_trainer.datasets.mnist import read_idx
 
 
@@ -112,7 +113,7 @@ def test_array_dataset_from_arrays_keeps_given_validation():
     arrays = {"x_train": np.zeros((8, 2)), "y_train": np.zeros(8), "x_val": np.ones((3, 2)), "y_val": np.ones(3)}
     ds = ArrayDatasetConfig(global_batch_size=4, val_size=0.5).instantiate(DatasetInterface, arrays=arrays)
     assert _sizes(ds.build()) == (8, 3, None)
-    with pytest.raises(KeyError, match="x_test and y_test"):
+    with pytest.raises(DataError, match="x_test and y_test"):
         ArrayDatasetConfig().instantiate(DatasetInterface, arrays={**arrays, "x_test": np.zeros((1, 2))}).build()
 
 

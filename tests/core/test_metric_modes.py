@@ -77,19 +77,19 @@ def test_accumulators_reset_the_window_but_not_the_epoch():
     accs = Accumulators(specs, windowed=True, track_nonfinite=False)
     assert set(accs.window_specs) == {"train/std", "train/min_step"}
     assert set(accs.epoch_specs) == {"train/std", "train/max_epoch"}
-    fold = jax.jit(lambda a, v, w: accs.fold(a, {k: v for k in specs}, {}, w))
-    acc = accs.init(start_step=7)
-    for i, window in enumerate(WINDOWS):
+    fold = jax.jit(lambda c, v, w: c._replace(metrics=accs.fold(c.metrics, {k: v for k in specs}, {}, w)))
+    carry = accs.init(start_step=7)
+    for window in WINDOWS:
         for value, weight in zip(VALUES[window], WEIGHTS[window]):
-            acc = fold(acc, jnp.float32(value), weight)
-        results = dict(zip(accs.window_keys, accs.window_results(acc["window"])))
+            carry = fold(carry, jnp.float32(value), weight)
+        vector, carry = accs.take_window(carry)  # the window's results (then its example count) and a fresh window
+        results = dict(zip(accs.window_keys, vector[:-1]))
         assert set(results) == {"train/std", "train/min_step"}
         expected_std = reference(LogMetricMode.STD, VALUES[window], WEIGHTS[window])
         assert float(results["train/std"]) == pytest.approx(expected_std, rel=1e-6)
         assert float(results["train/min_step"]) == reference(LogMetricMode.MIN, VALUES[window], WEIGHTS[window])
-        acc = {**acc, "window": accs.init_window()}
-    assert int(acc["count"]) == 7 + len(VALUES)
-    epoch = dict(zip(accs.epoch_keys, accs.epoch_results(acc)))
+    assert int(carry.metrics.count) == 7 + len(VALUES)
+    epoch = dict(zip(accs.epoch_keys, accs.epoch_results(carry)))
     assert set(epoch) == {"train/std", "train/max_epoch"}
     assert float(epoch["train/std"]) == pytest.approx(reference(LogMetricMode.STD, VALUES, WEIGHTS), rel=1e-6)
     assert float(epoch["train/max_epoch"]) == VALUES.max()

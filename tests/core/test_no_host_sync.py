@@ -102,7 +102,6 @@ def train_one_epoch(mode, tmp_path, reads, monkeypatch, callbacks=(), **kwargs):
     return trainer
 
 
-@pytest.mark.parametrize("mode", ["linen", "nnx"])
 @pytest.mark.parametrize("steps_per_dispatch, fetch_steps", [(1, [3, 6, 7]), (2, [4, 6, 7])])
 def test_fetches_only_at_log_points_and_epoch_end(
     mode, steps_per_dispatch, fetch_steps, tmp_path, host_reads, monkeypatch
@@ -146,7 +145,6 @@ class ReadsTrainLoss(Callback):
         self.loss = train_metrics["train/loss"]
 
 
-@pytest.mark.parametrize("mode", ["linen", "nnx"])
 def test_an_epoch_ends_without_waiting_for_its_metrics(mode, tmp_path, host_reads, monkeypatch):
     """Without detect_nans and without a callback that reads them, the loop never reads the epoch's metrics (nor
     a window's): the logger's deferred writes do, once the device has computed them."""
@@ -185,7 +183,6 @@ class StepEndTimes(Callback):
         self.times.append(time.perf_counter())
 
 
-@pytest.mark.parametrize("mode", ["linen", "nnx"])
 def test_the_host_runs_ahead_of_the_device_but_boundedly(mode, tmp_path):
     """Dispatch is asynchronous (the host gets ahead), but at most ``2 * pacing.EVERY`` dispatches are in flight:
     the runtime's own limit (32 on CPU) would let the host dispatch step 32 at once, then block on every step."""

@@ -1,8 +1,8 @@
 """Exact resume after SIGKILL, both backends, through the command line (backends only in subprocesses).
 
-Each backend gets two killed runs: one killed at a random step (saves slowed a little by the
-JAX_TRAINER_TEST_SAVE_DELAY hook so the kill can land anywhere, inside a save included), one killed while
-a save is certainly in progress (a long delay before orbax's final rename). The earlier checkpoint must
+Each backend gets two killed runs (started through tests/slow_save_fit.py, which delays orbax's final rename):
+one killed at a random step (saves slowed a little so the kill can land anywhere, inside a save included), one
+killed while a save is certainly in progress (a long delay before the rename). The earlier checkpoint must
 be intact; ``fit --ckpt-path last`` must then end with the uninterrupted run's parameters (bitwise, CPU)
 and metrics files; the reference run reloaded in a fresh process must reproduce its test metrics.
 """
@@ -21,9 +21,12 @@ from pathlib import Path
 
 import numpy as np
 
-from jax_trainer.trainer.checkpoint_io import STATE, committed_steps, read_meta, resolve, restore_raw
+from jax_trainer.backends import available_backends
+from jax_trainer.checkpoint import committed_steps, resolve
+from jax_trainer.checkpoint.reading import read_meta, restore_raw
+from jax_trainer.checkpoint.store import STATE
 
-MODES = ("linen", "nnx")
+MODES = tuple(available_backends())
 TESTS = Path(__file__).parent.parent
 CONFIG = """
 seed: 7
@@ -45,19 +48,19 @@ dataset: {class_name: DigitsDataset, global_batch_size: 32, val_size: 0.4, test_
 TIMING_KEYS = ("train/epoch_time",)
 
 
-def _env(tmp_path: Path, **extra) -> dict:
+def _env(tmp_path: Path) -> dict:
     """Subprocesses share a persistent compilation cache: the same programs compile once, not per run."""
     cache = {
         "JAX_COMPILATION_CACHE_DIR": str(tmp_path / "xla_cache"),
         "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
         "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0",
     }
-    return {**os.environ, **cache, **extra}
+    return {**os.environ, **cache}
 
 
 def _fit_until_killed(config: Path, mode: str, log_dir: Path, delay: float, should_kill) -> None:
-    env = _env(log_dir.parent, JAX_TRAINER_TEST_SAVE_DELAY=str(delay))
-    args = [sys.executable, "-m", "jax_trainer", "fit", str(config), f"trainer.model_mode={mode}"]
+    env = _env(log_dir.parent)
+    args = [sys.executable, str(TESTS / "slow_save_fit.py"), str(delay), "fit", str(config), f"trainer.model_mode={mode}"]
     proc = subprocess.Popen(
         [*args, f"trainer.logger.log_dir={log_dir}"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )

@@ -3,24 +3,19 @@ same weights linen and nnx compute the same outputs, batch stats and gradients."
 
 import subprocess
 import sys
-from dataclasses import dataclass
 
 import compoconf
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from compoconf import ConfigInterface
 from flax import nnx, traverse_util
 
 import jax_trainer.zoo as zoo
+from jax_trainer.backends import parse_model_config
+from jax_trainer.config_errors import ConfigError
 from jax_trainer.zoo import BaseModelLinen, BaseModelNNX, CNNClassifierConfig, MLPClassifierConfig, MLPRegressorConfig
 from jax_trainer.zoo.convert import linen_to_nnx_state, nnx_to_linen_variables
-
-
-@dataclass
-class _Top(ConfigInterface):
-    model: zoo.ModelConfig = None
 
 
 def _linen_paths(tree):
@@ -39,10 +34,10 @@ def _pair(config, x):
 
 
 def test_one_model_block_resolves_to_both_backends():
-    cfg = compoconf.parse_config(
-        _Top, {"model": {"class_name": "MLPClassifier", "hidden_dims": [32], "num_classes": 10}}
-    ).model
-    assert cfg == MLPClassifierConfig(hidden_dims=[32], num_classes=10)
+    block = {"class_name": "MLPClassifier", "hidden_dims": [32], "num_classes": 10}
+    configs = {mode: parse_model_config(mode, dict(block)) for mode in ("linen", "nnx")}
+    assert configs["linen"] == configs["nnx"] == MLPClassifierConfig(hidden_dims=[32], num_classes=10)
+    cfg = configs["nnx"]
     assert type(cfg.instantiate(BaseModelLinen)) is zoo.linen.MLPClassifier
     assert type(cfg.instantiate(BaseModelNNX, rngs=nnx.Rngs(0), exmp_input=jnp.ones((1, 4)))) is zoo.nnx.MLPClassifier
     for interface in (BaseModelLinen, BaseModelNNX):
@@ -51,9 +46,10 @@ def test_one_model_block_resolves_to_both_backends():
 
 
 def test_unknown_class_name_error_lists_registered_models():
-    with pytest.raises(Exception) as info:
-        compoconf.parse_config(_Top, {"model": {"class_name": "NoSuchModel"}})
+    with pytest.raises(ConfigError) as info:
+        parse_model_config("nnx", {"class_name": "NoSuchModel"})
     assert "NoSuchModel" in str(info.value) and "CNNClassifier" in str(info.value)
+    assert info.value.path == "model.class_name"
 
 
 def test_registering_both_backends_under_one_name_logs_no_warning():

@@ -1,4 +1,4 @@
-"""Step-loop contracts under the linen backend (scenarios in tests/loop_scenarios.py).
+"""Step-loop contracts under the linen backend alone (the shared ones: tests/core/test_backends_loop.py).
 
 The compilation cache does not depend on the backend; its test runs here only.
 """
@@ -8,7 +8,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-from loop_scenarios import *  # noqa: F401,F403
 
 CACHE_SCRIPT = """
 import sys

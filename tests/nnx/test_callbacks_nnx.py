@@ -10,7 +10,6 @@ import json
 import numpy as np
 import pytest
 
-from callback_scenarios import *  # noqa: F401,F403
 from callback_scenarios import SPIKE_MONITOR, SpikeLoader, parse_trainer, read_events
 from jax_trainer.callbacks import Callback, CallbackConfig
 from jax_trainer.callbacks.checkpoint import ModelCheckpointConfig

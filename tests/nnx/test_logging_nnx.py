@@ -1,9 +1,8 @@
-"""Logging end to end under the nnx backend (scenarios in tests/logging_scenarios.py).
+"""Logging under the nnx backend alone (the shared scenarios: tests/core/test_backends_logging.py).
 
 Progress bars and train.log verbosity do not depend on the backend; they run here only.
 """
 
-from logging_scenarios import *  # noqa: F401,F403
 from logging_scenarios import all_modes_trainer, make_batches
 
 

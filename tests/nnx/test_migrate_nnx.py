@@ -16,9 +16,10 @@ import pytest
 from jax_trainer import cli
 from jax_trainer.config import load_config
 from jax_trainer.run import build_data, build_trainer
-from jax_trainer.rundir import EXAMPLE_FILE, load_example_batch
+from jax_trainer.checkpoint.rundir import EXAMPLE_FILE, load_example_batch
 from jax_trainer.trainer import TrainerModule
-from jax_trainer.trainer.checkpoint_io import committed_steps, read_meta, resolve
+from jax_trainer.checkpoint import committed_steps, resolve
+from jax_trainer.checkpoint.reading import read_meta
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "migrate_linen_to_nnx"
 SMALL = [
@@ -86,9 +87,9 @@ def test_bridge_trains_the_linen_model_under_nnx(tmp_path):
     _, data = build_data(config)
     trainer = build_trainer(config, next(iter(data.train)))
     before = trainer.eval_model(data.val, "val", 0)["val/loss"]
-    start = jax.tree.map(np.asarray, trainer.backend.state_dict(trainer.model_state))
+    start = jax.tree.map(np.asarray, trainer.backend.model_state_dict(trainer.model_state))
     metrics = trainer.train_model(data.train, data.val, num_epochs=2)
-    end = jax.tree.map(np.asarray, trainer.backend.state_dict(trainer.model_state))
+    end = jax.tree.map(np.asarray, trainer.backend.model_state_dict(trainer.model_state))
     assert metrics[2]["val/loss"] < before
     # the wrapped linen module's parameters were optimised and its batch statistics updated
     for path in (("conv1", "kernel"), ("head", "kernel"), ("bn1", "mean"), ("bn2", "var")):

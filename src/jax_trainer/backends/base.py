@@ -1,8 +1,14 @@
-"""The backend protocol: everything the backend-free loop needs from flax.linen or flax.nnx.
+"""The backend protocol: everything the backend-free loop needs from a model framework (flax.linen, flax.nnx, ...).
 
-A backend turns a model config into state, wraps the user's loss function into pure train and eval
-steps (the loop jits them), converts state to and from plain array trees for checkpoints, and binds a
-model for inference. The loop never touches a linen or nnx object directly.
+A backend turns a model config into state, wraps the user's loss hook into pure train and eval steps (the loop jits
+them), converts state to and from named array trees for checkpoints, and binds a model for inference. It owns the
+model contract: which user hook it calls (``loss_function`` for nnx, ``loss_function_linen`` for linen) and how a
+trainer that only writes ``output_loss(outputs, batch)`` is served (:meth:`Backend.default_loss`). The loop never
+touches a framework object directly.
+
+State trees (:meth:`Backend.state_dict`) are dicts keyed by name, never by position: the model (weights and mutable
+collections) under ``"model"`` (:data:`MODEL`), the optimizer under ``"optimizer"`` (``step``, ``opt_state``), and
+whatever else the backend keeps (linen: ``rng``). Checkpoints store exactly this tree.
 """
 
 from __future__ import annotations
@@ -10,17 +16,22 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import Any, Callable, ClassVar
 
+from jax_trainer.checkpoint.store import MODEL
+from jax_trainer.errors import InputError
+
 PyTree = Any
+OPTIMIZER = "optimizer"
 
 
 class Backend(ABC):
-    """One model framework behind the trainer. ``trainer`` supplies the user's hooks (loss functions)."""
+    """One model framework behind the trainer. ``hooks`` is the trainer: it supplies the user's hooks (loss
+    functions, ``batch_to_input``); it may be None for a backend used only to build and convert state."""
 
     name: ClassVar[str]
     model_interface: ClassVar[type]  # the compoconf interface this backend's models register under
 
-    def __init__(self, trainer):
-        self.trainer = trainer
+    def __init__(self, hooks=None):
+        self.hooks = hooks
 
     @abstractmethod
     def init_model(self, model_config, exmp_input, seed: int) -> PyTree:
@@ -34,20 +45,21 @@ class Backend(ABC):
     def train_step(self, state: PyTree, batch, **loss_kwargs) -> tuple[PyTree, Any, dict, PyTree]:
         """One optimisation step (pure, jittable): ``(state, batch) -> (state, loss, metrics, grads)``.
 
-        ``loss_kwargs`` (value policies) are passed to the user's loss function as keyword arguments.
+        ``loss_kwargs`` (value policies) are passed to the user's loss hook as keyword arguments.
         """
 
     @abstractmethod
-    def eval_step(self, state: PyTree, batch, **loss_kwargs) -> tuple[Any, dict]:
-        """Loss and metrics of a *model* state in eval mode (pure, jittable): no dropout, running statistics."""
+    def eval_step(self, model_state: PyTree, batch, **loss_kwargs) -> tuple[Any, dict]:
+        """Loss and metrics of a model state in eval mode (pure, jittable): no dropout, running statistics."""
+
+    def default_loss(self, *hook_args, train: bool = True, **loss_kwargs):
+        """What the backend's user loss hook returns when the trainer writes only ``output_loss(outputs, batch)``:
+        the backend applies the model and wraps the result in its hook's return shape."""
+        raise NotImplementedError(f"The {self.name} backend calls the trainer's own loss hook; define it.")
 
     @abstractmethod
     def opt_state(self, state: PyTree) -> PyTree:
         """The optax state inside the train state (to read the learning rate)."""
-
-    @abstractmethod
-    def params(self, state: PyTree) -> PyTree:
-        """The trainable parameters of a train or model state."""
 
     @abstractmethod
     def model_state(self, state: PyTree) -> PyTree:
@@ -55,11 +67,19 @@ class Backend(ABC):
 
     @abstractmethod
     def state_dict(self, state: PyTree) -> dict:
-        """Train or model state → nested dict of plain arrays (what checkpoints store)."""
+        """Train state → named tree of arrays: ``{"model": model_state_dict(model_state(state)), "optimizer": ...}``."""
 
     @abstractmethod
     def load_state_dict(self, state: PyTree, tree: dict) -> PyTree:
         """Inverse of :meth:`state_dict`: ``state`` gives the structure, ``tree`` the values."""
+
+    @abstractmethod
+    def model_state_dict(self, model_state: PyTree) -> dict:
+        """Model state → tree of arrays (the ``"model"`` entry of :meth:`state_dict`)."""
+
+    @abstractmethod
+    def load_model_state_dict(self, model_state: PyTree, tree: dict) -> PyTree:
+        """Inverse of :meth:`model_state_dict`."""
 
     @abstractmethod
     def bind(self, model_state: PyTree) -> Callable[[Any], Any]:
@@ -76,3 +96,15 @@ def check_loss_output(output, hook: str, expected: str, is_valid: Callable[[Any]
             got = f"an array of shape {tuple(output.shape)}"
         raise TypeError(f"{hook} must return {expected}; got {got}.")
     return output
+
+
+def instantiate_model(model_config, interface, backend: str, hint: str = "", **kwargs):
+    """``model_config.instantiate(interface, **kwargs)``, with an error naming the backend when the model has no
+    implementation registered for it."""
+    try:
+        return model_config.instantiate(interface, **kwargs)
+    except KeyError as err:
+        raise InputError(
+            f"model.class_name: {model_config.class_name!r} has no {backend} implementation "
+            f"(it is not registered under {interface.__name__}){hint}."
+        ) from err

@@ -1,4 +1,9 @@
-"""flax.linen backend: an explicit TrainState stepped by pure functions."""
+"""flax.linen backend: an explicit TrainState stepped by pure functions.
+
+User hooks: ``loss_function_linen(params, state, batch, rng, train)`` → ``(loss, (mutable_variables, metrics))``,
+with the helper ``model_linen_apply`` (defined here, called through the trainer) that builds linen's ``variables``
+and ``mutable=`` from the TrainState.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,8 @@ import jax
 import optax
 from flax import serialization, struct
 
-from jax_trainer.backends.base import Backend, check_loss_output
+import jax_trainer.zoo.linen  # noqa: F401  (registers the zoo's linen models under BaseModelLinen)
+from jax_trainer.backends.base import MODEL, OPTIMIZER, Backend, check_loss_output, instantiate_model
 from jax_trainer.zoo.base import BaseModelLinen
 
 
@@ -29,11 +35,13 @@ def _is_linen_loss_output(out) -> bool:
 
 
 class LinenBackend(Backend):
+    """Models registered under ``BaseModelLinen``; the user hook is ``loss_function_linen``."""
+
     name = "linen"
     model_interface = BaseModelLinen
 
     def init_model(self, model_config, exmp_input, seed: int) -> TrainState:
-        model = _instantiate(model_config, self.model_interface, "linen")
+        model = instantiate_model(model_config, self.model_interface, self.name)
         init_rng, dropout_rng, state_rng = jax.random.split(jax.random.PRNGKey(seed), 3)
         variables = jax.jit(lambda x: model.init({"params": init_rng, "dropout": dropout_rng}, x, train=False))(
             exmp_input
@@ -56,10 +64,7 @@ class LinenBackend(Backend):
         rng, step_rng = jax.random.split(state.rng)
 
         def loss_fn(params):
-            out = self.trainer.loss_function_linen(params, state, batch, step_rng, train=True, **loss_kwargs)
-            return check_loss_output(
-                out, "loss_function_linen", "(loss, (mutable_variables, metrics))", _is_linen_loss_output
-            )
+            return self._loss(params, state, batch, step_rng, True, loss_kwargs)
 
         (loss, (mutables, metrics)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
         updates, opt_state = state.tx.update(grads, state.opt_state, state.params)
@@ -72,39 +77,52 @@ class LinenBackend(Backend):
         )
         return new_state, loss, metrics, grads
 
-    def eval_step(self, state: TrainState, batch, **loss_kwargs):
-        out = self.trainer.loss_function_linen(state.params, state, batch, state.rng, train=False, **loss_kwargs)
-        loss, (_, metrics) = check_loss_output(
-            out, "loss_function_linen", "(loss, (mutable_variables, metrics))", _is_linen_loss_output
-        )
+    def eval_step(self, model_state: TrainState, batch, **loss_kwargs):
+        loss, (_, metrics) = self._loss(model_state.params, model_state, batch, model_state.rng, False, loss_kwargs)
         return loss, metrics
+
+    def _loss(self, params, state, batch, rng, train: bool, loss_kwargs: dict):
+        out = self.hooks.loss_function_linen(params, state, batch, rng, train=train, **loss_kwargs)
+        return check_loss_output(out, "loss_function_linen", "(loss, (mutable_variables, metrics))", _is_linen_loss_output)
+
+    def default_loss(self, params, state, batch, rng, train: bool = True, **loss_kwargs):
+        hooks = self.hooks
+        outputs, mutables = hooks.model_linen_apply(params, state, hooks.batch_to_input(batch), rng, train)
+        loss, metrics = hooks.output_loss(outputs, batch, **loss_kwargs)
+        return loss, (mutables, metrics)
+
+    def model_linen_apply(self, params, state: TrainState, inputs, rng, train: bool = True):
+        """Apply with the mutable collections (``batch_stats``) and a dropout rng → ``(output, mutable_variables)``;
+        in eval mode nothing is mutable and the mutable variables come back empty."""
+        variables = {"params": params, **state.mutable_variables}
+        mutable = list(state.mutable_variables) if train and state.mutable_variables else False
+        out = state.apply_fn(variables, inputs, train=train, rngs={"dropout": rng}, mutable=mutable)
+        return out if mutable else (out, {})
 
     def opt_state(self, state: TrainState):
         return state.opt_state
-
-    def params(self, state: TrainState):
-        return state.params
 
     def model_state(self, state: TrainState) -> TrainState:
         return state.replace(opt_state=None, tx=None)
 
     def state_dict(self, state: TrainState) -> dict:
-        return serialization.to_state_dict(state)
+        optimizer = {"step": state.step, "opt_state": serialization.to_state_dict(state.opt_state)}
+        return {MODEL: self.model_state_dict(state), OPTIMIZER: optimizer, "rng": state.rng}
 
     def load_state_dict(self, state: TrainState, tree: dict) -> TrainState:
-        return serialization.from_state_dict(state, tree)
+        model = self.load_model_state_dict(state, tree[MODEL])
+        opt_state = serialization.from_state_dict(state.opt_state, tree[OPTIMIZER]["opt_state"])
+        return model.replace(step=tree[OPTIMIZER]["step"], opt_state=opt_state, rng=tree["rng"], tx=state.tx)
+
+    def model_state_dict(self, model_state: TrainState) -> dict:
+        """linen's own ``variables``: ``params`` and the mutable collections by name."""
+        return {"params": model_state.params, **model_state.mutable_variables}
+
+    def load_model_state_dict(self, model_state: TrainState, tree: dict) -> TrainState:
+        mutables = {name: tree[name] for name in model_state.mutable_variables}
+        return model_state.replace(params=tree["params"], mutable_variables=mutables)
 
     def bind(self, model_state: TrainState) -> Callable[[Any], Any]:
-        variables = {"params": model_state.params, **model_state.mutable_variables}
+        variables = self.model_state_dict(model_state)
         apply = jax.jit(lambda v, x: model_state.apply_fn(v, x, train=False))
         return lambda x: apply(variables, x)
-
-
-def _instantiate(model_config, interface, backend: str):
-    try:
-        return model_config.instantiate(interface)
-    except KeyError as err:
-        raise ValueError(
-            f"model.class_name: {model_config.class_name!r} has no {backend} implementation "
-            f"(it is not registered under {interface.__name__})."
-        ) from err

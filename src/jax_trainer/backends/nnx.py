@@ -1,10 +1,11 @@
-"""flax.nnx backend: the model and optimizer are split once into (graphdef, state) and stepped by
-pure functions over the state, which the loop compiles with ``jax.jit`` — not ``nnx.jit`` per step,
-whose graph traversal on every call costs about half the throughput of a small model.
+"""flax.nnx backend: the model and optimizer are split once into (graphdef, state) and stepped by pure functions
+over the state, which the loop compiles with ``jax.jit`` — not ``nnx.jit`` per step, whose graph traversal on every
+call costs about half the throughput of a small model.
 
-Train and eval differ only in static attributes (Dropout's ``deterministic``, BatchNorm's
-``use_running_average``): training uses the graphdef of (model, optimizer) in train mode, eval and
-inference the graphdef of the model alone in eval mode, over the model part of the same state.
+User hook: ``loss_function(model, batch, train)`` → ``(loss, metrics)``. Train and eval differ only in static
+attributes (Dropout's ``deterministic``, BatchNorm's ``use_running_average``): training uses the graphdef of
+(model, optimizer) in train mode, eval and inference the graphdef of the model alone in eval mode, over the model
+part of the same state.
 """
 
 from __future__ import annotations
@@ -14,8 +15,11 @@ from typing import Any, Callable
 import jax
 from flax import nnx
 
-from jax_trainer.backends.base import Backend, check_loss_output
+import jax_trainer.zoo.nnx  # noqa: F401  (registers the zoo's nnx models under BaseModelNNX)
+from jax_trainer.backends.base import MODEL, OPTIMIZER, Backend, check_loss_output, instantiate_model
 from jax_trainer.zoo.base import BaseModelNNX
+
+_HINT = "; a linen model can run under nnx through the bridge (see jax_trainer.migrate)"
 
 
 def _is_nnx_loss_output(out) -> bool:
@@ -23,16 +27,22 @@ def _is_nnx_loss_output(out) -> bool:
 
 
 class NNXBackend(Backend):
+    """Models registered under ``BaseModelNNX``; the user hook is ``loss_function``."""
+
     name = "nnx"
     model_interface = BaseModelNNX
 
     def init_model(self, model_config, exmp_input, seed: int) -> nnx.State:
-        model = _instantiate_nnx(model_config, self.model_interface, exmp_input, seed)
+        model = instantiate_model(
+            model_config, self.model_interface, self.name, _HINT, rngs=nnx.Rngs(seed), exmp_input=exmp_input
+        )
         model.eval()
         self._model_eval_graphdef, state = nnx.split(model)
         return state
 
     def init_train_state(self, model_state: nnx.State, tx) -> nnx.State:
+        """The state of the pair (model, optimizer): entry 0 the model, entry 1 the optimizer (named in
+        :meth:`state_dict`)."""
         model = nnx.merge(self._model_eval_graphdef, model_state)
         optimizer = nnx.Optimizer(model, tx, wrt=nnx.Param)
         model.train()
@@ -44,39 +54,41 @@ class NNXBackend(Backend):
         model, optimizer = nnx.merge(self._train_graphdef, state)
 
         def loss_fn(model):
-            out = self.trainer.loss_function(model, batch, train=True, **loss_kwargs)
-            return check_loss_output(out, "loss_function", "(loss, metrics)", _is_nnx_loss_output)
+            return self._loss(model, batch, True, loss_kwargs)
 
         (loss, metrics), grads = nnx.value_and_grad(loss_fn, has_aux=True)(model)
         optimizer.update(model, grads)
         return nnx.state((model, optimizer)), loss, metrics, grads
 
-    def eval_step(self, state: nnx.State, batch, **loss_kwargs):
-        """``state`` is a model state (see :meth:`model_state`)."""
-        model = nnx.merge(self._model_eval_graphdef, state)
-        out = self.trainer.loss_function(model, batch, train=False, **loss_kwargs)
+    def eval_step(self, model_state: nnx.State, batch, **loss_kwargs):
+        return self._loss(nnx.merge(self._model_eval_graphdef, model_state), batch, False, loss_kwargs)
+
+    def _loss(self, model, batch, train: bool, loss_kwargs: dict):
+        out = self.hooks.loss_function(model, batch, train=train, **loss_kwargs)
         return check_loss_output(out, "loss_function", "(loss, metrics)", _is_nnx_loss_output)
+
+    def default_loss(self, model, batch, train: bool = True, **loss_kwargs):
+        hooks = self.hooks
+        return hooks.output_loss(hooks.model_apply(model, hooks.batch_to_input(batch), train), batch, **loss_kwargs)
 
     def opt_state(self, state: nnx.State):
         return state[1]["opt_state"]
-
-    def params(self, state: nnx.State):
-        model_state = state[0] if 0 in state else state
-        return nnx.filter_state(model_state, nnx.Param)
 
     def model_state(self, state: nnx.State) -> nnx.State:
         return state[0]
 
     def state_dict(self, state: nnx.State) -> dict:
-        pure = nnx.to_pure_dict(state)
-        return jax.tree.map(lambda x: jax.random.key_data(x) if _is_key(x) else x, pure)
+        return {MODEL: _pure(state[0]), OPTIMIZER: _pure(state[1])}
 
     def load_state_dict(self, state: nnx.State, tree: dict) -> nnx.State:
-        template = nnx.to_pure_dict(state)
-        values = jax.tree.map(lambda t, v: jax.random.wrap_key_data(v) if _is_key(t) else v, template, tree)
-        new_state = jax.tree.map(lambda x: x, state)
-        nnx.replace_by_pure_dict(new_state, values)
-        return new_state
+        return _replaced(state, {0: tree[MODEL], 1: tree[OPTIMIZER]})
+
+    def model_state_dict(self, model_state: nnx.State) -> dict:
+        """``nnx.to_pure_dict`` of the model state (PRNG keys as their raw data)."""
+        return _pure(model_state)
+
+    def load_model_state_dict(self, model_state: nnx.State, tree: dict) -> nnx.State:
+        return _replaced(model_state, tree)
 
     def bind(self, model_state: nnx.State) -> Callable[[Any], Any]:
         graphdef = self._model_eval_graphdef
@@ -88,12 +100,14 @@ def _is_key(x) -> bool:
     return hasattr(x, "dtype") and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)
 
 
-def _instantiate_nnx(model_config, interface, exmp_input, seed: int):
-    try:
-        return model_config.instantiate(interface, rngs=nnx.Rngs(seed), exmp_input=exmp_input)
-    except KeyError as err:
-        raise ValueError(
-            f"model.class_name: {model_config.class_name!r} has no nnx implementation "
-            f"(it is not registered under {interface.__name__}); a linen model can run under nnx through "
-            "the bridge (see jax_trainer.migrate)."
-        ) from err
+def _pure(state: nnx.State) -> dict:
+    return jax.tree.map(lambda x: jax.random.key_data(x) if _is_key(x) else x, nnx.to_pure_dict(state))
+
+
+def _replaced(state: nnx.State, tree: dict) -> nnx.State:
+    """A copy of ``state`` holding the values of ``tree`` (a :func:`_pure` dict; raw key data wrapped back)."""
+    template = nnx.to_pure_dict(state)
+    values = jax.tree.map(lambda t, v: jax.random.wrap_key_data(v) if _is_key(t) else v, template, tree)
+    new_state = jax.tree.map(lambda x: x, state)
+    nnx.replace_by_pure_dict(new_state, values)
+    return new_state

@@ -28,7 +28,7 @@ from typing import Any
 import jax
 
 from jax_trainer.bench.loops import RawLoop, TrainerLoop
-from jax_trainer.config import Config, load_config, parse
+from jax_trainer.config import Config, ConfigError, load_config, parse
 from jax_trainer.cpu_threads import cpu_thread_limit
 from jax_trainer.datasets.interfaces import DatasetInterface
 from jax_trainer.trainer.tasks import ImgClassifierTrainerConfig
@@ -57,7 +57,7 @@ def bench_config(path: str | None = None, overrides: tuple[str, ...] = ()) -> Co
     """The config to benchmark: a YAML file, or MLP-digits; it must be a classification config."""
     config = load_config(path, overrides) if path else parse(MLP_DIGITS)
     if not isinstance(config.trainer, ImgClassifierTrainerConfig) or config.dataset is None:
-        raise ValueError(
+        raise ConfigError(
             "bench: the config must use an ImgClassifierTrainer and a dataset (the hand-written loops "
             "train a classifier with cross-entropy on the dataset's train split)."
         )

@@ -16,71 +16,14 @@ import threading
 import time
 
 import jax
-import optax
 
 from jax_trainer.callbacks import ModelCheckpointConfig
 from jax_trainer.callbacks.base import Callback, CallbackConfig
 from jax_trainer.config import Config
 from jax_trainer.datasets.interfaces import DatasetInterface
 from jax_trainer.optimizer import build_optimizer
-from jax_trainer.trainer import checkpointing
 from jax_trainer.trainer.config import TrainerInterface
-
-
-def _classification(logits, labels):
-    loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
-    return loss, {"loss": loss, "acc": (logits.argmax(-1) == labels).mean()}
-
-
-def _linen_step(config: Config, tx, exmp):
-    """(state, jitted step) of a plain linen loop: params, mutable collections, optimizer state, rng."""
-    from jax_trainer.zoo.base import BaseModelLinen
-
-    model = config.model.instantiate(BaseModelLinen)
-    init_rng, dropout_rng, rng = jax.random.split(jax.random.PRNGKey(config.trainer.seed), 3)
-    variables = dict(model.init({"params": init_rng, "dropout": dropout_rng}, exmp.input, train=False))
-    params = variables.pop("params")
-    mutable = list(variables) or False  # e.g. ["batch_stats"]
-
-    def loss_fn(params, variables, batch, step_rng):
-        out = model.apply(
-            {"params": params, **variables}, batch.input, train=True, rngs={"dropout": step_rng}, mutable=mutable
-        )
-        logits, new_variables = out if mutable else (out, {})
-        loss, metrics = _classification(logits, batch.target)
-        return loss, (new_variables, metrics)
-
-    @functools.partial(jax.jit, donate_argnums=0)
-    def step(state, batch):
-        params, variables, opt_state, rng = state
-        rng, step_rng = jax.random.split(rng)
-        grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
-        (_, (variables, metrics)), grads = grad_fn(params, variables, batch, step_rng)
-        updates, opt_state = tx.update(grads, opt_state, params)
-        return (optax.apply_updates(params, updates), variables, opt_state, rng), metrics
-
-    return (params, variables, tx.init(params), rng), step
-
-
-def _nnx_step(config: Config, tx, exmp):
-    """(state, jitted step) of a plain nnx loop: split once, merge inside ``jax.jit`` (no ``nnx.jit``)."""
-    from flax import nnx
-
-    from jax_trainer.zoo.base import BaseModelNNX
-
-    model = config.model.instantiate(BaseModelNNX, rngs=nnx.Rngs(config.trainer.seed), exmp_input=exmp.input)
-    model.train()
-    graphdef, state = nnx.split((model, nnx.Optimizer(model, tx, wrt=nnx.Param)))
-
-    @functools.partial(jax.jit, donate_argnums=0)
-    def step(state, batch):
-        model, optimizer = nnx.merge(graphdef, state)
-        grad_fn = nnx.value_and_grad(lambda m: _classification(m(batch.input), batch.target), has_aux=True)
-        (_, metrics), grads = grad_fn(model)
-        optimizer.update(model, grads)
-        return nnx.state((model, optimizer)), metrics
-
-    return state, step
+from jax_trainer.zoo.reference_steps import REFERENCE_STEPS
 
 
 def _scanned(step):
@@ -101,8 +44,7 @@ class RawLoop:
         self.loader = config.dataset.instantiate(DatasetInterface).build().train
         self.log_every = config.trainer.logger.log_steps_every
         tx = build_optimizer(config.optimizer, total_steps).tx
-        make = _linen_step if mode == "linen" else _nnx_step
-        self.state, self.step = make(config, tx, next(iter(self.loader)))
+        self.state, self.step = REFERENCE_STEPS[mode](config.model, config.trainer.seed, tx, next(iter(self.loader)))
         self.dispatch, self.scan = dispatch, (_scanned(self.step) if dispatch > 1 else None)
         self.epoch = self.steps = 0
 
@@ -169,7 +111,7 @@ class _WaitForSaves(Callback):
     """Makes checkpointing synchronous: each epoch waits until the previous epoch's save is on disk."""
 
     def on_training_epoch_start(self, epoch_idx: int) -> None:
-        checkpointing.checkpoint_store(self.trainer).wait()
+        self.trainer.checkpointer.wait()
 
 
 class TrainerLoop:

@@ -7,6 +7,8 @@ from typing import Any
 
 from compoconf import ConfigInterface, RegistrableConfigInterface, register_interface
 
+from jax_trainer.errors import InputError
+
 
 @register_interface
 class CallbackInterface(RegistrableConfigInterface):
@@ -28,6 +30,8 @@ class Callback(CallbackInterface):
     config: CallbackConfig
 
     def __init__(self, config: CallbackConfig, trainer=None, data_module: Any = None):
+        """``trainer``: the trainer whose hooks call this callback. ``data_module`` is accepted so callbacks written
+        for the original jax_trainer (which passed its data module) construct unchanged; this trainer passes none."""
         self.config = config
         self.trainer = trainer
         self.data_module = data_module
@@ -90,7 +94,7 @@ class Callback(CallbackInterface):
         return type(self).on_train_step_end is not Callback.on_train_step_end
 
 
-def missing_metric(owner: str, key: str, metrics: dict, kind: str = "metric") -> ValueError:
+def missing_metric(owner: str, key: str, metrics: dict, kind: str = "metric") -> InputError:
     """The error for a monitored ``key`` absent from ``metrics``, listing the scalar metrics there are."""
     available = sorted(k for k, v in metrics.items() if isinstance(v, float))
-    return ValueError(f"{owner}: {key!r} is not a {kind}; available: {available}.")
+    return InputError(f"{owner}: {key!r} is not a {kind}; available: {available}.")

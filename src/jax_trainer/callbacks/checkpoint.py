@@ -1,9 +1,9 @@
 """ModelCheckpoint: keep the best ``save_top_k`` checkpoints by a monitored metric, plus the latest.
 
-The callback only decides which steps are worth keeping. Writing goes through the trainer's save
-points (see ``trainer/checkpointing.py``): a checkpoint is written once every callback has processed
-its step, by orbax in the background; the loop waits only when a save starts before the previous one
-finished, and at the end of training.
+The callback only decides which steps are worth keeping (a :class:`CheckpointPolicy`). Writing goes through the
+trainer's checkpointer at save points (see ``checkpoint/checkpointer.py``): a checkpoint is written once every
+callback has processed its step, by orbax in the background; the loop waits only when a save starts before the
+previous one finished, and at the end of training.
 
 "last" is the newest complete step directory in ``<log_dir>/checkpoints``: with ``save_last`` every
 considered checkpoint is written and the previous "last" is removed unless it is among the top k, so
@@ -21,8 +21,8 @@ from typing import Optional
 from compoconf import register
 
 from jax_trainer.callbacks.base import Callback, CallbackConfig, missing_metric
-from jax_trainer.trainer.checkpoint_io import checkpoint_dir, committed_steps
-from jax_trainer.trainer.checkpointing import request_save
+from jax_trainer.checkpoint import CheckpointPolicy, checkpoint_dir, committed_steps
+from jax_trainer.logger import keys
 
 LOGGER = logging.getLogger("jax_trainer")
 
@@ -57,13 +57,13 @@ class ModelCheckpointConfig(CallbackConfig):
 
 
 @register
-class ModelCheckpoint(Callback):
+class ModelCheckpoint(Callback, CheckpointPolicy):
     """Lightning's ModelCheckpoint on orbax; ``best_model_path``/``best_model_score`` as in Lightning."""
 
     config: ModelCheckpointConfig
 
-    def __init__(self, config: ModelCheckpointConfig, trainer=None, data_module=None):
-        super().__init__(config, trainer, data_module)
+    def __init__(self, config: ModelCheckpointConfig, trainer=None):
+        super().__init__(config, trainer)
         self.best_k: list[dict] = []  # {"step", "epoch", "score"}, best first
         self.last_step: int | None = None
         self._score: float | None = None
@@ -112,13 +112,13 @@ class ModelCheckpoint(Callback):
     def on_train_step_end(self, step: int, epoch_idx: int) -> None:
         n = self.config.every_n_train_steps
         if n and step // n > self._prev_step // n:
-            request_save(self.trainer, self)
+            self.trainer.checkpointer.request_save(self)
         self._prev_step = step
 
     def on_filtered_training_epoch_end(self, train_metrics: dict, epoch_idx: int) -> None:
         if self.config.every_n_epochs <= 0:
             return
-        request_save(self.trainer, self)
+        self.trainer.checkpointer.request_save(self)
         if self._monitors_train():
             self._score = float(train_metrics[self._train_key(train_metrics)])
 
@@ -129,14 +129,14 @@ class ModelCheckpoint(Callback):
         super().on_validation_epoch_end(eval_metrics, epoch_idx)
 
     def on_filtered_validation_epoch_end(self, eval_metrics: dict, epoch_idx: int) -> None:
-        if self.config.monitor and not self._monitors_train() and self in self.trainer.save_requests:
+        if self.config.monitor and not self._monitors_train() and self.trainer.checkpointer.is_requested(self):
             self._score = float(eval_metrics[self.config.monitor])
 
     def on_training_end(self) -> None:
         if self.config.monitor and not self._scored and self.config.save_top_k != 0:
             LOGGER.warning("ModelCheckpoint: %r was never computed; no best checkpoint was kept.", self.config.monitor)
 
-    # ----------------------------------------------------------------- the saver protocol (checkpointing.save_point)
+    # ----------------------------------------------------------------- CheckpointPolicy
     def decide(self, step: int) -> bool:
         """Update the bookkeeping for a checkpoint at ``step``; False if it is not worth writing."""
         score, self._score = self._score, None
@@ -163,6 +163,9 @@ class ModelCheckpoint(Callback):
         dropped, self._dropped = self._dropped, []
         return dropped
 
+    def best_step(self) -> int | None:
+        return self.best_k[0]["step"] if self.best_k and self.config.monitor else None
+
     # ----------------------------------------------------------------- state
     def state_dict(self) -> dict:
         return {
@@ -174,27 +177,27 @@ class ModelCheckpoint(Callback):
         }
 
     def load_state_dict(self, state: dict) -> None:
-        """Restore the bookkeeping; entries whose directory is gone (removed by an abandoned run) are dropped."""
+        """Restore the bookkeeping; entries whose directory is gone (removed by an abandoned run) are dropped, and
+        so is anything that is not a step number: a checkpoint's contents never become a path."""
         self._resumed = True
-        entries = state.get("best_k", [])
+        entries = [e for e in state.get("best_k", []) if isinstance(e, dict) and _is_step(e.get("step"))]
         if (state.get("monitor"), state.get("mode")) != (self.config.monitor, self.config.mode):
             LOGGER.warning("ModelCheckpoint: monitor or mode changed since the checkpoint; earlier scores are ignored.")
             entries = []
         self.best_k = [dict(e) for e in entries if (self.dirpath / str(e["step"])).is_dir()]
         last = state.get("last_step")
-        self.last_step = last if last is not None and (self.dirpath / str(last)).is_dir() else None
+        self.last_step = last if _is_step(last) and (self.dirpath / str(last)).is_dir() else None
         self._scored = bool(state.get("scored", False))
 
     # ----------------------------------------------------------------- helpers
     def _monitors_train(self) -> bool:
-        return bool(self.config.monitor) and self.config.monitor.startswith("train/")
+        return bool(self.config.monitor) and keys.is_train_key(self.config.monitor)
 
     def _train_key(self, train_metrics: dict) -> str:
-        monitor = self.config.monitor
-        for key in (monitor, monitor.removesuffix("_epoch")):
-            if key in train_metrics:
-                return key
-        raise missing_metric("ModelCheckpoint.monitor", monitor, train_metrics, "train epoch metric")
+        found = keys.monitored(self.config.monitor, train_metrics)
+        if found is None:
+            raise missing_metric("ModelCheckpoint.monitor", self.config.monitor, train_metrics, "train epoch metric")
+        return found
 
     def _rank(self, entry: dict) -> tuple[float, int]:
         """Sort key, best first; a NaN score ranks last and ties keep the earlier checkpoint. Without a
@@ -205,3 +208,8 @@ class ModelCheckpoint(Callback):
         if math.isnan(score):
             return (math.inf, entry["step"])
         return (score if self.config.mode == "min" else -score, entry["step"])
+
+
+def _is_step(value) -> bool:
+    """A step number (bool, strings and paths are not)."""
+    return type(value) is int and value >= 0  # pylint: disable=unidiomatic-typecheck  (bool is an int)

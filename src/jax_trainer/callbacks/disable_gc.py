@@ -24,8 +24,8 @@ class DisableGC(Callback):
 
     config: DisableGCConfig
 
-    def __init__(self, config: DisableGCConfig, trainer=None, data_module=None):
-        super().__init__(config, trainer, data_module)
+    def __init__(self, config: DisableGCConfig, trainer=None):
+        super().__init__(config, trainer)
         self._was_enabled: bool | None = None
 
     def on_training_start(self) -> None:

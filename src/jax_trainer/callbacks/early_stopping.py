@@ -42,8 +42,8 @@ class EarlyStopping(Callback):
 
     config: EarlyStoppingConfig
 
-    def __init__(self, config: EarlyStoppingConfig, trainer=None, data_module=None):
-        super().__init__(config, trainer, data_module)
+    def __init__(self, config: EarlyStoppingConfig, trainer=None):
+        super().__init__(config, trainer)
         self.best: Optional[float] = None
         self.wait = 0
         self.stopped_epoch: Optional[int] = None

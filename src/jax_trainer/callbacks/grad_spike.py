@@ -55,8 +55,8 @@ class GradientSpikeMonitor(Callback, StepExtra):
 
     config: GradientSpikeMonitorConfig
 
-    def __init__(self, config: GradientSpikeMonitorConfig, trainer=None, data_module=None):
-        super().__init__(config, trainer, data_module)
+    def __init__(self, config: GradientSpikeMonitorConfig, trainer=None):
+        super().__init__(config, trainer)
         self.ema: float | None = None
         self.seen = 0
         self.spikes: list[dict] = []

@@ -44,8 +44,8 @@ class JAXProfiler(Callback):
 
     config: JAXProfilerConfig
 
-    def __init__(self, config: JAXProfilerConfig, trainer=None, data_module=None):
-        super().__init__(config, trainer, data_module)
+    def __init__(self, config: JAXProfilerConfig, trainer=None):
+        super().__init__(config, trainer)
         self.trace_dir = None if trainer is None else trainer.log_dir / "profile"
         self.active = False
         self._next_step = NEVER

@@ -11,11 +11,21 @@ the device state from it at the start of each epoch (and after a resume, from ``
 from __future__ import annotations
 
 import abc
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 import jax
 
 PyTree = Any
+
+
+class StepInfo(NamedTuple):
+    """One train step as a step extra sees it (traced): ``step`` is the global step after the update (the step the
+    logger uses), ``values`` the step's metric values keyed as logged (``train/loss``)."""
+
+    step: jax.Array
+    loss: jax.Array
+    grads: Any
+    values: dict
 
 
 class StepExtra(abc.ABC):
@@ -27,7 +37,7 @@ class StepExtra(abc.ABC):
 
     @abc.abstractmethod
     def update_step_state(self, state: PyTree, info) -> PyTree:
-        """Traced inside the step: fold one :class:`~jax_trainer.trainer.steps.StepInfo` into ``state``."""
+        """Traced inside the step: fold one :class:`StepInfo` into ``state``."""
 
     @abc.abstractmethod
     def receive_step_state(self, state: PyTree) -> None:
@@ -40,10 +50,8 @@ class StepExtras:
     def __init__(self, callbacks):
         self.callbacks = [cb for cb in callbacks if isinstance(cb, StepExtra)]
 
-    def __bool__(self) -> bool:
-        return bool(self.callbacks)
-
     def init(self) -> dict[str, PyTree]:
+        """Every step extra's state at the start of a train epoch, keyed by position."""
         return {str(i): cb.init_step_state() for i, cb in enumerate(self.callbacks)}
 
     @property

@@ -9,6 +9,7 @@ import numpy as np
 from compoconf import register
 
 from jax_trainer.datasets.batch import SupervisedBatch
+from jax_trainer.datasets.files import DataError, DataFileNotFoundError
 from jax_trainer.datasets.in_memory import InMemoryDataset
 from jax_trainer.datasets.interfaces import DatasetConfig
 from jax_trainer.datasets.splits import random_split
@@ -36,7 +37,7 @@ class ArrayDataset(InMemoryDataset):
     def __init__(self, config: ArrayDatasetConfig, arrays: Optional[Mapping[str, np.ndarray]] = None):
         super().__init__(config)
         if (arrays is None) == (config.data_file is None):
-            raise ValueError("ArrayDataset needs exactly one of config.data_file or the arrays argument")
+            raise DataError("ArrayDataset needs exactly one of config.data_file or the arrays argument")
         self._arrays = arrays
         self._path = None
         if arrays is None:
@@ -44,7 +45,7 @@ class ArrayDataset(InMemoryDataset):
             if config.data_dir is not None and not path.is_absolute():
                 path = Path(config.data_dir) / path
             if not path.is_file():
-                raise FileNotFoundError(f"ArrayDataset data_file {path} not found; expected {_EXPECTED}")
+                raise DataFileNotFoundError(f"ArrayDataset data_file {path} not found; expected {_EXPECTED}")
             self._path = path
 
     def _load_arrays(self) -> Mapping[str, np.ndarray]:
@@ -60,14 +61,14 @@ class ArrayDataset(InMemoryDataset):
         def pair(split: str) -> SupervisedBatch | None:
             x, y = arrays.get(f"x_{split}"), arrays.get(f"y_{split}")
             if (x is None) != (y is None):
-                raise KeyError(f"{source}: x_{split} and y_{split} must come together; expected {_EXPECTED}")
+                raise DataError(f"{source}: x_{split} and y_{split} must come together; expected {_EXPECTED}")
             if x is not None and len(x) != len(y):
-                raise ValueError(f"{source}: x_{split} has {len(x)} rows but y_{split} has {len(y)}")
+                raise DataError(f"{source}: x_{split} has {len(x)} rows but y_{split} has {len(y)}")
             return None if x is None else SupervisedBatch(np.asarray(x), np.asarray(y))
 
         train = pair("train")
         if train is None:
-            raise KeyError(f"{source}: no x_train/y_train; expected {_EXPECTED}")
+            raise DataError(f"{source}: no x_train/y_train; expected {_EXPECTED}")
         val = pair("val")
         if val is None:
             train, (val,) = random_split(train, {"val_size": self.config.val_size}, self.config.split_seed)

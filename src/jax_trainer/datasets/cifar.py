@@ -7,7 +7,7 @@ import numpy as np
 from compoconf import register
 
 from jax_trainer.datasets.batch import SupervisedBatch
-from jax_trainer.datasets.files import find_file
+from jax_trainer.datasets.files import DataError, find_file
 from jax_trainer.datasets.in_memory import InMemoryDataset
 from jax_trainer.datasets.interfaces import DatasetConfig
 from jax_trainer.datasets.splits import random_split
@@ -23,7 +23,7 @@ def read_cifar_bin(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """Return (images (N, 32, 32, 3) uint8, labels (N,) uint8) from one binary batch file."""
     raw = np.fromfile(path, dtype=np.uint8)
     if raw.size == 0 or raw.size % _RECORD:
-        raise ValueError(f"{path}: {raw.size} bytes is not a whole number of {_RECORD}-byte CIFAR-10 records")
+        raise DataError(f"{path}: {raw.size} bytes is not a whole number of {_RECORD}-byte CIFAR-10 records")
     records = raw.reshape(-1, _RECORD)
     images = records[:, 1:].reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
     return images, records[:, 0]

@@ -7,6 +7,7 @@ import jax
 import numpy as np
 
 from jax_trainer.datasets.batch import SupervisedBatch
+from jax_trainer.datasets.files import DataError
 from jax_trainer.datasets.interfaces import DatasetConfig, DatasetInterface, DatasetSplits
 from jax_trainer.datasets.loader import NumpyLoader
 from jax_trainer.datasets.splits import take
@@ -42,12 +43,12 @@ class InMemoryDataset(DatasetInterface):
     def local_batch_size(self) -> int:
         cfg, processes = self.config, jax.process_count()
         if cfg.global_batch_size % processes:
-            raise ValueError(
+            raise DataError(
                 f"global_batch_size {cfg.global_batch_size} is not divisible by {processes} processes"
             )
         local = cfg.global_batch_size // processes
         if cfg.local_batch_size is not None and cfg.local_batch_size != local:
-            raise ValueError(
+            raise DataError(
                 f"local_batch_size {cfg.local_batch_size} must equal global_batch_size "
                 f"{cfg.global_batch_size} / {processes} processes = {local}"
             )

@@ -6,6 +6,7 @@ import jax
 import numpy as np
 
 from jax_trainer.datasets.batch import SupervisedBatch
+from jax_trainer.datasets.files import DataError
 
 
 class NumpyLoader:
@@ -36,16 +37,16 @@ class NumpyLoader:
     ):
         leaves = jax.tree_util.tree_leaves(arrays)
         if not leaves:
-            raise ValueError("NumpyLoader needs at least one array")
+            raise DataError("NumpyLoader needs at least one array")
         sizes = {np.shape(leaf)[0] for leaf in leaves}
         if len(sizes) != 1:
-            raise ValueError(f"all arrays must have the same leading dimension, got {sorted(sizes)}")
+            raise DataError(f"all arrays must have the same leading dimension, got {sorted(sizes)}")
         if batch_size <= 0:
-            raise ValueError(f"batch_size must be positive, got {batch_size}")
+            raise DataError(f"batch_size must be positive, got {batch_size}")
         if batch_size % num_shards:
-            raise ValueError(f"batch_size {batch_size} is not divisible by num_shards {num_shards}")
+            raise DataError(f"batch_size {batch_size} is not divisible by num_shards {num_shards}")
         if not 0 <= shard_index < num_shards:
-            raise ValueError(f"shard_index {shard_index} out of range for num_shards {num_shards}")
+            raise DataError(f"shard_index {shard_index} out of range for num_shards {num_shards}")
         self.arrays = arrays
         self.num_examples = sizes.pop()
         self.batch_size = batch_size
@@ -55,7 +56,7 @@ class NumpyLoader:
         self.num_shards = num_shards
         self.shard_index = shard_index
         if len(self) == 0:
-            raise ValueError(
+            raise DataError(
                 f"{self.num_examples} examples give no batch of size {batch_size} with drop_last=True"
             )
         self._epoch = 0
@@ -84,7 +85,7 @@ class NumpyLoader:
     def load_state_dict(self, state: dict[str, int]) -> None:
         epoch, batch_idx = int(state["epoch"]), int(state["batch_idx"])
         if not 0 <= batch_idx <= len(self):
-            raise ValueError(f"batch_idx {batch_idx} out of range for a loader of {len(self)} batches")
+            raise DataError(f"batch_idx {batch_idx} out of range for a loader of {len(self)} batches")
         self._epoch, self._batch_idx = epoch, batch_idx
 
     def order(self, epoch: int) -> np.ndarray:

@@ -8,7 +8,7 @@ import numpy as np
 from compoconf import register
 
 from jax_trainer.datasets.batch import SupervisedBatch
-from jax_trainer.datasets.files import find_file
+from jax_trainer.datasets.files import DataError, find_file
 from jax_trainer.datasets.in_memory import InMemoryDataset
 from jax_trainer.datasets.interfaces import DatasetConfig
 from jax_trainer.datasets.splits import random_split
@@ -30,13 +30,13 @@ def read_idx(path: Path) -> np.ndarray:
     with opener(path, "rb") as f:
         raw = f.read()
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
-        raise ValueError(f"{path} is not an IDX file (bad magic number {raw[:4].hex()})")
+        raise DataError(f"{path} is not an IDX file (bad magic number {raw[:4].hex()})")
     dtype, ndim = np.dtype(_IDX_DTYPES[raw[2]]), raw[3]
     header = 4 + 4 * ndim
     shape = tuple(int(d) for d in np.frombuffer(raw, ">i4", count=ndim, offset=4))
     expected = header + int(np.prod(shape)) * dtype.itemsize
     if len(raw) != expected:
-        raise ValueError(f"{path}: header says shape {shape} ({expected} bytes), file has {len(raw)} bytes")
+        raise DataError(f"{path}: header says shape {shape} ({expected} bytes), file has {len(raw)} bytes")
     return np.frombuffer(raw, dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="))
 
 
@@ -69,7 +69,7 @@ class MNISTDataset(InMemoryDataset):
         images = read_idx(images_path).astype(np.float32) / 255.0
         labels = read_idx(labels_path).astype(np.int32)
         if len(images) != len(labels):
-            raise ValueError(f"{images_path} has {len(images)} images, {labels_path} has {len(labels)} labels")
+            raise DataError(f"{images_path} has {len(images)} images, {labels_path} has {len(labels)} labels")
         if self.config.normalize:
             images = (images - MNIST_MEAN) / MNIST_STD
         return SupervisedBatch(images, labels)

@@ -4,13 +4,14 @@ import jax
 import numpy as np
 
 from jax_trainer.datasets.batch import SupervisedBatch
+from jax_trainer.datasets.files import DataError
 
 
 def split_count(size: float, n: int, name: str) -> int:
     """Number of examples ``size`` stands for: a fraction of ``n`` when below 1, else a count."""
     count = int(round(size * n)) if size < 1 else int(size)
     if not 0 <= count < n:
-        raise ValueError(f"{name}={size} leaves no training data out of {n} examples")
+        raise DataError(f"{name}={size} leaves no training data out of {n} examples")
     return count
 
 
@@ -28,7 +29,7 @@ def random_split(
     n = arrays.size
     counts = [split_count(size, n, name) for name, size in sizes.items()]
     if sum(counts) >= n:
-        raise ValueError(f"{sizes} leave no training data out of {n} examples")
+        raise DataError(f"{sizes} leave no training data out of {n} examples")
     perm = np.random.default_rng(seed).permutation(n)
     parts, start = [], 0
     for count in counts:

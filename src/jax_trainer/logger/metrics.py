@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 
 from jax_trainer.logger.enums import LogFreq, LogMetricMode, LogMode
+from jax_trainer.logger.keys import step_key
 
 Array = jax.Array
 
@@ -158,7 +159,7 @@ def split_metrics(metrics: Mapping[str, Any], prefix: str, phase: LogMode) -> tu
         value, count, spec = parse_metric(name, metric)
         if not active_in(spec, phase):
             continue
-        key = name if "/" in name else f"{prefix}/{name}"
+        key = step_key(name, prefix)
         values[key], specs[key] = value, spec
         if count is not None:
             counts[key] = jnp.asarray(count, jnp.float32)

@@ -23,37 +23,33 @@ from pathlib import Path
 import yaml
 from flax import nnx
 
+from jax_trainer.backends.base import OPTIMIZER
+from jax_trainer.checkpoint import MODEL, find
+from jax_trainer.checkpoint.reading import read_meta, restore_raw
+from jax_trainer.checkpoint.rundir import EXAMPLE_FILE, load_example_batch, read_config_dict
+from jax_trainer.checkpoint.run_state import check_format, config_hash, library_versions
+from jax_trainer.checkpoint.store import LOOP, STATE, CheckpointStore, checkpoint_dir, locate
+from jax_trainer.checkpoint.trees import flatten, from_storage, name, nest, subtree
 from jax_trainer.config import parse, read_yaml
+from jax_trainer.errors import InputError
 from jax_trainer.migrate.parity import parity_report
 from jax_trainer.run import build_trainer
-from jax_trainer.rundir import EXAMPLE_FILE, load_example_batch, read_config_dict
-from jax_trainer.trainer.checkpoint_io import (
-    LOOP,
-    STATE,
-    CheckpointStore,
-    checkpoint_dir,
-    flatten,
-    from_storage,
-    nest,
-    read_meta,
-    resolve,
-    restore_raw,
-)
-from jax_trainer.trainer.checkpointing import config_hash, library_versions
 from jax_trainer.zoo.base import BaseModelLinen, BaseModelNNX
 from jax_trainer.zoo.convert import linen_to_nnx_state
 
 Rules = list[tuple[re.Pattern, str]]
-_COLLECTIONS = {"params": ("params",), "batch_stats": ("mutable_variables", "batch_stats")}
+_COLLECTIONS = ("params", "batch_stats")
 _RULES_HINT = "; map the names with a rename-rule file (--rules)"
 
 
-class MigrationError(ValueError):
+class MigrationError(InputError):
     """The linen checkpoint cannot be mapped onto the nnx model; the message names the entries."""
 
 
 @dataclass
 class Migration:
+    """The result of :func:`migrate_run`: where it wrote, from what, and the parity report."""
+
     out_dir: Path
     source: Path
     checkpoint: Path
@@ -61,6 +57,7 @@ class Migration:
     parity: dict
 
     def report(self) -> dict:
+        """The migration as JSON data (what ``jax-trainer migrate`` prints)."""
         return {
             "source": str(self.source),
             "checkpoint": str(self.checkpoint),
@@ -82,6 +79,7 @@ def load_rules(path: str | Path | None) -> Rules:
 
 
 def rename(path: str, rules: Rules) -> str:
+    """``path`` after every rule, in order."""
     for pattern, replacement in rules:
         path = pattern.sub(replacement, path)
     return path
@@ -99,8 +97,9 @@ def migrate_run(
     """Convert ``ckpt_path`` of ``linen_run`` (a run directory or a checkpoint) into ``out_dir``; ``model`` is
     what :func:`read_model_config` returns (default: the linen run's model config)."""
     rules, out_dir = rules or [], Path(out_dir)
-    source = resolve(linen_run if ckpt_path == "last" else ckpt_path, None)
+    source = find(linen_run, ckpt_path) if ckpt_path in ("last", "best") else locate(ckpt_path)
     meta = read_meta(source)
+    check_format(meta, source)
     if meta["backend"] != "linen":
         raise MigrationError(f"Checkpoint {source} was written by the {meta['backend']} backend, not linen.")
     run_dir = source.parent.parent
@@ -111,29 +110,28 @@ def migrate_run(
     status = "failed"
     try:
         stored = restore_raw(source, STATE)
-        linen_vars = {name: _collection(stored, prefix) for name, prefix in _COLLECTIONS.items()}
-        renamed, param_map = _renamed(linen_vars, rules)
+        linen_variables = nest(subtree(stored, (MODEL,)))
+        renamed, param_map = _renamed({k: linen_variables.get(k, {}) for k in _COLLECTIONS}, rules)
         inputs = trainer.batch_to_input(exmp)
-        nnx_model = _convert_model(trainer, config, renamed, inputs, source, hint="" if rules else _RULES_HINT)
-        backend = trainer.backend
+        nnx_model = _convert_model(config, renamed, inputs, source, hint="" if rules else _RULES_HINT)
         with_optimizer = meta["has_optimizer"] and not weights_only
+        tree = {MODEL: trainer.backend.model_state_dict(nnx.state(nnx_model))}
         if with_optimizer:
-            _convert_optimizer(trainer, stored, param_map, source)
-        state = trainer.state if with_optimizer else trainer.model_state
+            tree[OPTIMIZER] = _converted_optimizer(trainer, stored, param_map, source)
         out_meta = {
             **meta,
-            "backend": backend.name,
+            "backend": trainer.backend.name,
             "has_optimizer": with_optimizer,
+            "best_step": meta["step"] if meta.get("best_step") == meta["step"] else None,
             "config_hash": config_hash(trainer.full_config),
             "versions": library_versions(),
             "migrated_from": str(source),
         }
         loop = nest(restore_raw(source, LOOP)) if with_optimizer and not meta["epoch_done"] else None
         store = CheckpointStore(checkpoint_dir(out_dir))
-        store.save(meta["step"], backend.state_dict(state), out_meta, loop)
+        store.save(meta["step"], tree, out_meta, loop)
         store.close()
         linen_module = linen_config.model.instantiate(BaseModelLinen)
-        linen_variables = {k: v for k, v in linen_vars.items() if v}
         parity = parity_report(linen_module, linen_variables, nnx_model, inputs, tolerance)
         status = "success"
     finally:
@@ -166,79 +164,59 @@ def _nnx_config_dict(linen_dict: dict, out_dir: Path, model: dict | None) -> dic
     return data
 
 
-def _convert_model(trainer, config, renamed: dict, inputs, source: Path, hint: str) -> nnx.Module:
-    """Put the (renamed) linen variables into the trainer's nnx model state; returns that model.
-
-    The model is traced abstractly (nothing computed) only to learn which entries are parameters and
-    batch statistics; everything else (rng state) keeps the trainer's initial values.
-    """
-    seed = config.trainer.seed
-    abstract = nnx.eval_shape(lambda: config.model.instantiate(BaseModelNNX, rngs=nnx.Rngs(seed), exmp_input=inputs))
+def _convert_model(config, renamed: dict, inputs, source: Path, hint: str) -> nnx.Module:
+    """The nnx model (built as the trainer builds it, same seed) holding the (renamed) linen variables; its other
+    variables (rng state) keep their initial values."""
+    model = config.model.instantiate(BaseModelNNX, rngs=nnx.Rngs(config.trainer.seed), exmp_input=inputs)
     try:
-        linen_to_nnx_state(renamed, abstract)
+        linen_to_nnx_state(renamed, model)
     except (KeyError, ValueError) as err:
         raise MigrationError(f"Checkpoint {source} does not fit the nnx model: {err.args[0]}{hint}.") from err
-    backend = trainer.backend
-    converted = flatten(nnx.to_pure_dict(nnx.state(abstract, nnx.Any(nnx.Param, nnx.BatchStat))))
-    current = flatten(backend.state_dict(trainer.model_state))
-    tree = from_storage(backend.state_dict(trainer.model_state), {**current, **converted})
-    trainer._model_state = backend.load_state_dict(trainer.model_state, tree)
-    return nnx.merge(nnx.graphdef(abstract), trainer.model_state)
-
-
-def _collection(stored: dict, prefix: tuple[str, ...]) -> dict:
-    return nest({k[len(prefix) :]: v for k, v in stored.items() if k[: len(prefix)] == prefix})
+    model.eval()
+    return model
 
 
 def _renamed(linen_vars: dict, rules: Rules) -> tuple[dict, dict]:
     """The linen variables under their nnx names, and nnx → linen for every parameter path."""
     renamed, param_map = {}, {}
-    for name, tree in linen_vars.items():
+    for collection, tree in linen_vars.items():
         flat = {}
         for key, value in flatten(tree).items():
-            new = tuple(rename("/".join(key), rules).split("/"))
+            new = tuple(rename(name(key), rules).split("/"))
             if new in flat:
-                raise MigrationError(f"Rename rules map two {name} entries onto '{'/'.join(new)}'.")
+                raise MigrationError(f"Rename rules map two {collection} entries onto '{name(new)}'.")
             flat[new] = value
-            if name == "params":
+            if collection == "params":
                 param_map[new] = key
-        renamed[name] = nest(flat)
+        renamed[collection] = nest(flat)
     return renamed, param_map
 
 
-def _convert_optimizer(trainer, stored: dict, param_map: dict, source: Path) -> None:
-    """Fill the nnx optimizer state (``1/...`` of the train state) from the linen ``opt_state``.
-
-    Entries ending in a parameter path (moments) follow the parameter's renaming; the others (counts,
-    hyperparameters) keep their path. The model part was already converted.
-    """
+def _converted_optimizer(trainer, stored: dict, param_map: dict, source: Path) -> dict:
+    """The nnx ``optimizer`` tree from the linen checkpoint's: per-parameter entries (Adam moments, ...) follow the
+    parameter's renaming, the others (step, counts, hyperparameters) keep their path."""
     # The schedule length only shapes values, never the state's structure; it is rebuilt when training resumes.
     trainer.init_optimizer(1, 2**30)
-    template = trainer.backend.state_dict(trainer.state)
+    template = trainer.backend.state_dict(trainer.state)[OPTIMIZER]
     values = {}
     for key, leaf in flatten(template).items():
-        if key[0] == "0":
-            values[key] = leaf
-            continue
-        if key == ("1", "step"):
-            linen_key = ("step",)
-        elif key[:2] == ("1", "opt_state"):
-            linen_key = ("opt_state", *_linen_suffix(key[2:], param_map))
+        if key[:1] == ("opt_state",):
+            linen_key = (OPTIMIZER, "opt_state", *_linen_suffix(key[1:], param_map))
         else:
-            raise MigrationError(f"nnx train state entry '{'/'.join(key)}' has no linen counterpart (--weights-only?).")
+            linen_key = (OPTIMIZER, *key)
         if linen_key not in stored:
             raise MigrationError(
-                f"Checkpoint {source}: optimizer entry '{'/'.join(linen_key)}' (for nnx '{'/'.join(key)}') is missing; "
-                "was the optimizer config changed? Use --weights-only to convert the weights alone."
+                f"Checkpoint {source}: optimizer entry '{name(linen_key)}' (for nnx '{name((OPTIMIZER, *key))}') is "
+                "missing; was the optimizer config changed? Use --weights-only to convert the weights alone."
             )
         value = stored[linen_key]
         if value.shape != leaf.shape:
             raise MigrationError(
-                f"Checkpoint {source}: optimizer entry '{'/'.join(linen_key)}' has shape {value.shape}, "
-                f"nnx '{'/'.join(key)}' expects {leaf.shape}."
+                f"Checkpoint {source}: optimizer entry '{name(linen_key)}' has shape {value.shape}, "
+                f"nnx '{name((OPTIMIZER, *key))}' expects {leaf.shape}."
             )
         values[key] = value.astype(leaf.dtype)
-    trainer.state = trainer.backend.load_state_dict(trainer.state, from_storage(template, values))
+    return from_storage(template, values)
 
 
 def _linen_suffix(path: tuple[str, ...], param_map: dict) -> tuple[str, ...]:

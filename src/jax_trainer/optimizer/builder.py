@@ -38,13 +38,17 @@ def _check_single_weight_decay(own: WeightDecay | None, transforms: dict[str, Tr
         raise ValueError(f"weight decay is configured more than once ({' and '.join(sources)}); keep one of them")
 
 
-def build_optimizer(config: Any, total_steps: int | None = None) -> OptimizerBundle:
+def build_optimizer(config: Any, total_steps: int | None = None, accumulate_grad_batches: int = 1) -> OptimizerBundle:
     """Builds the optimizer described by ``config`` (an ``OptimizerInterface.cfgtype``).
 
-    ``total_steps`` (optimizer steps of the whole run) fills schedule lengths left out of the config.
+    ``total_steps`` (train steps of the whole run) fills schedule lengths left out of the config.
     Transforms with ``before_optimizer`` run on the gradients in config order, then a coupled
     optimizer-level weight decay, then the optimizer (with its decoupled decay), then the others.
+    ``accumulate_grad_batches > 1`` applies the update every that many steps (``optax.MultiSteps``); the schedule
+    then counts updates.
     """
+    if total_steps is not None:
+        total_steps = max(1, total_steps // accumulate_grad_batches)
     optimizer = config.instantiate(OptimizerInterface)
     learning_rate_fn = build_schedule(config.learning_rate, total_steps)
     transforms = {name: cfg.instantiate(TransformInterface) for name, cfg in config.transforms.items()}
@@ -67,6 +71,8 @@ def build_optimizer(config: Any, total_steps: int | None = None) -> OptimizerBun
         )
 
     tx = optax.inject_hyperparams(chain)(learning_rate=learning_rate_fn)
+    if accumulate_grad_batches > 1:
+        tx = optax.MultiSteps(tx, every_k_schedule=accumulate_grad_batches)
     return OptimizerBundle(tx=tx, learning_rate_fn=learning_rate_fn)
 
 

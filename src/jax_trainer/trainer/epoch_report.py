@@ -14,6 +14,7 @@ from typing import Any, Callable, Iterator, Mapping
 import jax
 import numpy as np
 
+from jax_trainer.logger import keys
 from jax_trainer.logger.enums import LogMode
 from jax_trainer.trainer import steps as S
 
@@ -46,47 +47,40 @@ class EpochMetrics(Mapping):
         return f"EpochMetrics({self._values if self._fetch is None else '<not fetched>'})"
 
 
-def fetch_epoch(trainer, accumulators: S.Accumulators, results, mode: str, concats: list) -> dict:
+def fetch_epoch(accumulators: S.Accumulators, results, mode: str, concats: list, derive: Callable) -> dict:
     """An epoch's metrics from its ``results`` vector (one copy from the device): scalars under ``<mode>/``,
-    CONCAT values as numpy arrays, then the trainer's ``derive_metrics``."""
+    CONCAT values as numpy arrays, ``derive`` (the trainer's ``derive_metrics``) applied to the scalars."""
     phase = PHASES[mode]
     metrics: dict[str, Any] = {}
     for key, value in zip(accumulators.epoch_keys, np.asarray(results).tolist()):
         if accumulators.specs[key].log_mode.includes(phase):
-            metrics[_rename(key, mode)] = value
-    metrics = trainer.derive_metrics(metrics)
+            metrics[keys.phase_key(key, mode)] = value
+    metrics = derive(metrics)
     host_concats = jax.device_get(concats) if concats else []
     for key in {k for _, c in host_concats for k in c}:
         if accumulators.specs[key].log_mode.includes(phase):
             parts = [_unstack(np.asarray(c[key]), n) for n, c in host_concats]
-            metrics[_rename(key, mode)] = np.concatenate(parts)
+            metrics[keys.phase_key(key, mode)] = np.concatenate(parts)
     return metrics
 
 
-def write_epoch(trainer, metrics: Mapping, mode: str, epoch_idx: int, ready=None, bar=None) -> None:
+def write_epoch(logger, metrics: Mapping, mode: str, epoch_idx: int, step: int, ready=None, bar=None) -> None:
     """Epoch scalars to the tools, the JSON file and train.log, deferred until ``ready()`` (see ``Logger.defer``).
 
-    Train epoch values are written as ``<key>_epoch`` (``train/loss_epoch``) so they never share a tag with the
-    step series at the same step; ``train/epoch_time`` only exists per epoch and keeps its name. Callbacks get
-    the plain keys. ``bar`` shows the epoch's mean loss once written.
+    Train epoch values are written under their epoch tags (``train/loss_epoch``, see ``logger/keys.py``); callbacks
+    get the plain keys. ``bar`` shows the epoch's mean loss once written.
     """
-    step = trainer.global_step
 
     def write() -> None:
         scalars = {k: v for k, v in metrics.items() if isinstance(v, float)}
-        if mode == "train":
-            scalars = {k if k == "train/epoch_time" else f"{k}_epoch": v for k, v in scalars.items()}
-        trainer.logger.log_epoch_metrics(scalars, epoch_idx, mode, step)
+        if mode == keys.TRAIN:
+            scalars = {keys.epoch_tag(k): v for k, v in scalars.items()}
+        logger.log_epoch_metrics(scalars, epoch_idx, mode, step)
         LOGGER.info("Epoch %d %s: %s", epoch_idx, mode, ", ".join(f"{k}={v:.5g}" for k, v in sorted(scalars.items())))
-        if bar is not None and f"{mode}/loss" in metrics:
-            bar.set_postfix(loss=metrics[f"{mode}/loss"])
+        if bar is not None and keys.loss_key(mode) in metrics:
+            bar.set_postfix(loss=metrics[keys.loss_key(mode)])
 
-    trainer.logger.defer(write, ready=ready)
-
-
-def _rename(key: str, mode: str) -> str:
-    prefix, _, name = key.partition("/")
-    return f"{mode}/{name}" if prefix in (S.EVAL_PREFIX, "train") else key
+    logger.defer(write, ready=ready)
 
 
 def _unstack(values: np.ndarray, n_steps: int) -> np.ndarray:

@@ -10,36 +10,44 @@ from __future__ import annotations
 
 import functools
 import time
+from typing import Callable
 
 import numpy as np
 
+from jax_trainer.logger import keys
+from jax_trainer.trainer import steps as S
+from jax_trainer.trainer.runner import StepRunner
+
 
 class StepLog:
-    """The log windows of one train epoch; a window's start (step, time) gives step time and throughput."""
+    """The log windows of one train epoch; a window's start (step, time) gives step time and throughput.
 
-    def __init__(self, trainer, epoch_idx: int, bar):
-        self.trainer, self.epoch_idx, self.bar = trainer, epoch_idx, bar
-        self.start_step, self.start_time = trainer.global_step, time.perf_counter()
+    ``derive`` is the trainer's ``derive_metrics``; ``check_nonfinite(carry)`` raises at a non-finite value (with
+    ``detect_nans``, else None).
+    """
 
-    def log(self, acc: dict) -> dict:
-        """Log the window ending at the current step; returns ``acc`` with a fresh window."""
-        trainer = self.trainer
-        window, acc = trainer._compiled["take_window"](acc)
-        write = functools.partial(self._write, window, trainer.global_step)
-        if trainer.config.detect_nans:
-            trainer._check_nonfinite(acc, self.epoch_idx)
+    def __init__(self, runner: StepRunner, logger, derive: Callable, check_nonfinite: Callable | None, step: int, bar):
+        self.runner, self.logger, self.derive, self.check_nonfinite, self.bar = runner, logger, derive, check_nonfinite, bar
+        self.start_step, self.start_time = step, time.perf_counter()
+
+    def log(self, carry: S.Carry, step: int) -> S.Carry:
+        """Log the window ending at ``step``; returns ``carry`` with a fresh window."""
+        window, carry = self.runner.take_window(carry)
+        write = functools.partial(self._write, window, step)
+        if self.check_nonfinite is not None:
+            self.check_nonfinite(carry)
             write()
         else:
-            trainer.logger.defer(write, ready=window.is_ready)
-        return acc
+            self.logger.defer(write, ready=window.is_ready)
+        return carry
 
     def _write(self, window, step: int) -> None:
         *values, n_samples = np.asarray(window).tolist()  # the window's metrics, then its example count
-        scalars = self.trainer.derive_metrics(dict(zip(self.trainer._train_acc.window_keys, values)))
+        scalars = self.derive(dict(zip(self.runner.train_steps.accumulators.window_keys, values)))
         now = time.perf_counter()
         n_steps = max(1, step - self.start_step)
-        scalars["train/step_time"] = (now - self.start_time) / n_steps
-        scalars["train/samples_per_sec"] = int(n_samples) / (now - self.start_time)
+        scalars[keys.STEP_TIME] = (now - self.start_time) / n_steps
+        scalars[keys.SAMPLES_PER_SEC] = int(n_samples) / (now - self.start_time)
         self.start_step, self.start_time = step, now
-        self.trainer.logger.log_scalars(scalars, step)
-        self.bar.set_postfix(loss=scalars.get("train/loss"))
+        self.logger.log_scalars(scalars, step)
+        self.bar.set_postfix(loss=scalars.get(keys.TRAIN_LOSS))

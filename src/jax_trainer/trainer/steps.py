@@ -1,19 +1,23 @@
 """Backend-free compiled steps: a backend's pure train/eval step plus on-device metric accumulation.
 
-A step maps ``(carry, batch) -> (carry, concat_values)`` with ``carry = (state, accumulators)``, the
-form ``jax.lax.scan`` takes, so one step and a scan over K batches share one definition. Metric specs
-(aggregation modes) are static: they are discovered by tracing the user's loss once with
-``jax.eval_shape`` before the step is compiled.
+A train step maps ``((state, carry), batch) -> ((state, carry), concat_values)``, the form ``jax.lax.scan`` takes,
+so one step and a scan over K batches share one definition. The :class:`Carry` names what rides along with the
+state: the metric accumulators, the epoch's loss-function inputs and the step extras' states. Metric specs
+(aggregation modes) are static: they are discovered by tracing the user's loss once with ``jax.eval_shape``
+before the step is compiled.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple
+from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import optax
 
+from jax_trainer.callbacks.step_extras import StepInfo
+from jax_trainer.errors import InputError
+from jax_trainer.logger import keys
 from jax_trainer.logger.enums import LogMetricMode, LogMode
 from jax_trainer.logger.metrics import (
     MetricSpec,
@@ -25,7 +29,27 @@ from jax_trainer.logger.metrics import (
     update_accumulator,
 )
 
-EVAL_PREFIX = "eval"
+
+
+class MetricAcc(NamedTuple):
+    """On-device metric accumulators: ``window`` (reset at each log point; train only), ``epoch``, ``count`` (the
+    global step, so a non-finite value names its step), ``samples`` (examples in the window, for throughput) and,
+    with ``detect_nans``, ``nonfinite`` (per metric the first step it was non-finite, -1 if never)."""
+
+    window: dict
+    epoch: dict
+    count: jax.Array
+    samples: jax.Array
+    nonfinite: dict | None
+
+
+class Carry(NamedTuple):
+    """What a dispatch carries besides the state: ``metrics``, the epoch's loss-function ``inputs`` (value
+    policies; read-only arrays, so a new value never recompiles) and the step extras' states (``extras``)."""
+
+    metrics: MetricAcc
+    inputs: dict
+    extras: dict
 
 
 def batch_size(batch) -> int:
@@ -40,38 +64,29 @@ def _check_loss(loss, hook: str):
     return loss
 
 
-class StepInfo(NamedTuple):
-    """One train step as a step extra sees it (traced): ``step`` is the global step after the update
-    (the step the logger uses), ``values`` the step's metric values keyed as logged (``train/loss``)."""
-
-    step: jax.Array
-    loss: jax.Array
-    grads: Any
-    values: dict
-
-
 def train_values(backend, state, batch, learning_rate: Callable | None, log_grad_norm: bool, inputs=None):
     """One backend train step → (new state, values, counts, grads, specs) with the trainer's own scalars added.
 
     ``inputs`` (value policies, traced scalars) reach the loss function as keyword arguments.
     """
     new_state, loss, metrics, grads = backend.train_step(state, batch, **(inputs or {}))
-    values, counts, specs = split_metrics(metrics, "train", LogMode.TRAIN)
-    values["train/loss"], specs["train/loss"] = _check_loss(loss, "train step"), MetricSpec()
+    values, counts, specs = split_metrics(metrics, keys.TRAIN, LogMode.TRAIN)
+    values[keys.TRAIN_LOSS], specs[keys.TRAIN_LOSS] = _check_loss(loss, "train step"), MetricSpec()
     if learning_rate is not None:
-        values["optimizer/lr"] = learning_rate(backend.opt_state(new_state))
-        specs["optimizer/lr"] = MetricSpec(mode=LogMetricMode.SINGLE)
+        values[keys.LEARNING_RATE] = learning_rate(backend.opt_state(new_state))
+        specs[keys.LEARNING_RATE] = MetricSpec(mode=LogMetricMode.SINGLE)
     if log_grad_norm:
-        values["optimizer/grad_global_norm"] = optax.tree.norm(grads)
-        specs["optimizer/grad_global_norm"] = MetricSpec()
+        values[keys.GRAD_NORM] = optax.tree.norm(grads)
+        specs[keys.GRAD_NORM] = MetricSpec()
     return new_state, values, counts, grads, specs
 
 
 def eval_values(backend, state, batch, inputs=None):
     """Eval metrics for every eval phase; the host keeps those a phase logs (one compile for val and test)."""
     loss, metrics = backend.eval_step(state, batch, **(inputs or {}))
-    values, counts, specs = split_metrics(metrics, EVAL_PREFIX, LogMode.EVAL)
-    values[f"{EVAL_PREFIX}/loss"], specs[f"{EVAL_PREFIX}/loss"] = _check_loss(loss, "eval step"), MetricSpec()
+    values, counts, specs = split_metrics(metrics, keys.EVAL, LogMode.EVAL)
+    eval_loss = keys.loss_key(keys.EVAL)
+    values[eval_loss], specs[eval_loss] = _check_loss(loss, "eval step"), MetricSpec()
     return values, counts, specs
 
 
@@ -98,58 +113,53 @@ class Accumulators:
         self.window_keys, self.epoch_keys = result_keys(self.window_specs), result_keys(self.epoch_specs)
         self.track_nonfinite = track_nonfinite
 
-    def init(self, start_step: int = 0, inputs: dict | None = None) -> dict:
-        """Fresh accumulators; ``count`` continues the global step so non-finite values name their step.
-
-        The carry also holds the epoch's loss-function ``inputs`` (value policies; read-only, passed as arrays
-        so a new value never recompiles) and ``extras``, the states of on-device step extras (see StepInfo),
-        which the trainer fills from its callbacks.
-        """
-        acc = {"window": self.init_window(), "epoch": init_accumulator(self.epoch_specs)}
-        acc["count"] = jnp.asarray(start_step, jnp.int32)
-        acc["samples"] = jnp.zeros((), jnp.int32)  # examples in the current log window (for throughput)
-        acc["inputs"], acc["extras"] = dict(inputs or {}), {}
+    def init(self, start_step: int = 0, inputs: dict | None = None) -> Carry:
+        """A fresh carry; ``count`` continues the global step. ``extras`` is filled by the runner."""
+        nonfinite = None
         if self.track_nonfinite:
-            acc["nonfinite"] = {
+            nonfinite = {
                 k: jnp.full((), -1, jnp.int32) for k, s in self.epoch_specs.items() if s.mode != LogMetricMode.CONCAT
             }
-        return acc
+        metrics = MetricAcc(
+            window=init_accumulator(self.window_specs),
+            epoch=init_accumulator(self.epoch_specs),
+            count=jnp.asarray(start_step, jnp.int32),
+            samples=jnp.zeros((), jnp.int32),
+            nonfinite=nonfinite,
+        )
+        return Carry(metrics, dict(inputs or {}), {})
 
-    def init_window(self) -> dict:
-        return init_accumulator(self.window_specs)
-
-    def fold(self, acc: dict, values: dict, counts: dict, weight) -> dict:
-        new = dict(acc)
-        new["window"] = update_accumulator(acc["window"], values, counts, self.window_specs, weight)
-        new["epoch"] = update_accumulator(acc["epoch"], values, counts, self.epoch_specs, weight)
-        new["count"] = acc["count"] + 1
-        new["samples"] = acc["samples"] + weight
+    def fold(self, acc: MetricAcc, values: dict, counts: dict, weight) -> MetricAcc:
+        """``acc`` with one step's values folded in (``weight``: the step's batch size)."""
+        nonfinite = acc.nonfinite
         if self.track_nonfinite:
-            new["nonfinite"] = {
-                k: jnp.where((first < 0) & ~jnp.isfinite(values[k]), acc["count"], first)
-                for k, first in acc["nonfinite"].items()
+            nonfinite = {
+                k: jnp.where((first < 0) & ~jnp.isfinite(values[k]), acc.count, first) for k, first in nonfinite.items()
             }
-        return new
+        return MetricAcc(
+            window=update_accumulator(acc.window, values, counts, self.window_specs, weight),
+            epoch=update_accumulator(acc.epoch, values, counts, self.epoch_specs, weight),
+            count=acc.count + 1,
+            samples=acc.samples + weight,
+            nonfinite=nonfinite,
+        )
 
-    def window_results(self, window: dict) -> jax.Array:
-        """The window's metrics as one vector, ``window_keys`` order."""
-        return results_vector(window, self.window_specs)
-
-    def epoch_results(self, acc: dict) -> jax.Array:
+    def epoch_results(self, carry: Carry) -> jax.Array:
         """The epoch's metrics as one vector, ``epoch_keys`` order."""
-        return results_vector(acc["epoch"], self.epoch_specs)
+        return results_vector(carry.metrics.epoch, self.epoch_specs)
 
-    def finish_epoch(self, acc: dict, next_inputs: dict) -> tuple[jax.Array, dict]:
-        """The epoch's results and the next epoch's fresh accumulators, in one call: between the epoch-end fetch
-        and the next epoch's first step the device is idle, so the next epoch's carry is made before."""
-        return self.epoch_results(acc), self.init(acc["count"], next_inputs)
+    def finish_epoch(self, carry: Carry, next_inputs: dict) -> tuple[jax.Array, Carry]:
+        """The epoch's results and the next epoch's fresh carry, in one call: between the epoch-end fetch and the next
+        epoch's first step the device is idle, so the next epoch's carry is made before."""
+        return self.epoch_results(carry), self.init(carry.metrics.count, next_inputs)
 
-    def take_window(self, acc: dict) -> tuple[jax.Array, dict]:
-        """The window's results with its example count appended, as one vector, and ``acc`` with a fresh
-        window (one compiled call and one fetch per log point)."""
-        fresh = {"window": self.init_window(), "samples": jnp.zeros_like(acc["samples"])}
-        window = jnp.concatenate([self.window_results(acc["window"]), acc["samples"].astype(jnp.float32)[None]])
-        return window, {**acc, **fresh}
+    def take_window(self, carry: Carry) -> tuple[jax.Array, Carry]:
+        """The window's results with its example count appended, as one vector, and ``carry`` with a fresh window
+        (one compiled call and one fetch per log point)."""
+        acc = carry.metrics
+        window = jnp.concatenate([results_vector(acc.window, self.window_specs), acc.samples.astype(jnp.float32)[None]])
+        fresh = acc._replace(window=init_accumulator(self.window_specs), samples=jnp.zeros_like(acc.samples))
+        return window, carry._replace(metrics=fresh)
 
 
 def make_train_step(
@@ -157,24 +167,23 @@ def make_train_step(
 ) -> Callable:
     """``update_extras(extras_state, StepInfo) -> extras_state`` folds on-device step extras into the carry."""
 
-    def train_step(carry, batch):
-        state, acc = carry
-        state, values, counts, grads, _ = train_values(
-            backend, state, batch, learning_rate, log_grad_norm, acc["inputs"]
-        )
-        acc = accumulators.fold(acc, values, counts, batch_size(batch))
+    def train_step(state_carry, batch):
+        state, carry = state_carry
+        state, values, counts, grads, _ = train_values(backend, state, batch, learning_rate, log_grad_norm, carry.inputs)
+        metrics = accumulators.fold(carry.metrics, values, counts, batch_size(batch))
+        extras = carry.extras
         if update_extras is not None:
-            acc["extras"] = update_extras(acc["extras"], StepInfo(acc["count"], values["train/loss"], grads, values))
-        return (state, acc), concat_values(values, accumulators.specs)
+            extras = update_extras(extras, StepInfo(metrics.count, values[keys.TRAIN_LOSS], grads, values))
+        return (state, Carry(metrics, carry.inputs, extras)), concat_values(values, accumulators.specs)
 
     return train_step
 
 
 def make_eval_step(backend, accumulators: Accumulators) -> Callable:
-    def eval_step(state, acc, batch):
-        values, counts, _ = eval_values(backend, state, batch, acc["inputs"])
-        acc = accumulators.fold(acc, values, counts, batch_size(batch))
-        return acc, concat_values(values, accumulators.specs)
+    def eval_step(model_state, carry, batch):
+        values, counts, _ = eval_values(backend, model_state, batch, carry.inputs)
+        metrics = accumulators.fold(carry.metrics, values, counts, batch_size(batch))
+        return carry._replace(metrics=metrics), concat_values(values, accumulators.specs)
 
     return eval_step
 
@@ -188,9 +197,15 @@ def scan_steps(step: Callable) -> Callable:
     return train_steps_scanned
 
 
-def first_nonfinite(nonfinite: dict[str, Any]) -> tuple[str, int] | None:
-    """(metric, step) of the earliest non-finite value recorded on device, fetched at a log point."""
-    bad = [(int(s), k) for k, s in jax.device_get(nonfinite).items() if int(s) >= 0]
+class NonFiniteError(InputError, FloatingPointError):
+    """With ``detect_nans``: a metric became NaN or infinite (names the metric, step and epoch)."""
+
+
+def first_nonfinite(carry: Carry) -> tuple[str, int] | None:
+    """(metric, step) of the earliest non-finite value recorded on device (with ``detect_nans``), else None."""
+    if carry.metrics.nonfinite is None:
+        return None
+    bad = [(int(s), k) for k, s in jax.device_get(carry.metrics.nonfinite).items() if int(s) >= 0]
     if not bad:
         return None
     step, key = min(bad)

@@ -1,4 +1,4 @@
-"""Built-in task trainers. Each writes its loss once on model outputs; both backends share it."""
+"""Built-in task trainers. Each writes its loss once, on model outputs (``output_loss``); every backend serves it."""
 
 from __future__ import annotations
 
@@ -12,38 +12,28 @@ from jax_trainer.logger.enums import LogMetricMode
 from jax_trainer.trainer.config import TrainerConfig
 from jax_trainer.trainer.trainer_module import TrainerModule
 
-
-class OutputLossTrainer(TrainerModule):
-    """Trainer whose loss is a function of (model outputs, batch): ``output_loss`` serves linen and nnx."""
-
-    def output_loss(self, outputs, batch):
-        raise NotImplementedError
-
-    def loss_function(self, model, batch, train: bool = True):
-        return self.output_loss(self.model_apply(model, self.batch_to_input(batch), train), batch)
-
-    def loss_function_linen(self, params, state, batch, rng, train: bool = True):
-        outputs, mutables = self.model_linen_apply(params, state, self.batch_to_input(batch), rng, train)
-        loss, metrics = self.output_loss(outputs, batch)
-        return loss, (mutables, metrics)
+OutputLossTrainer = TrainerModule
+"""The base the task trainers had when only it took ``output_loss``; every TrainerModule takes it now."""
 
 
 @dataclass
 class ImgClassifierTrainerConfig(TrainerConfig):
+    """``num_classes`` (for the confusion matrix); ``log_predictions`` gathers predictions and labels per epoch."""
+
     num_classes: int = 10
     log_predictions: bool = False
 
 
 @register
-class ImgClassifierTrainer(OutputLossTrainer):
+class ImgClassifierTrainer(TrainerModule):
     """Cross-entropy on integer labels; accuracy; predictions and labels (CONCAT) for a confusion matrix."""
 
     config: ImgClassifierTrainerConfig
 
-    def output_loss(self, logits, batch):
+    def output_loss(self, outputs, batch):
         labels = batch.target
-        loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
-        preds = logits.argmax(axis=-1)
+        loss = optax.softmax_cross_entropy_with_integer_labels(outputs, labels).mean()
+        preds = outputs.argmax(axis=-1)
         metrics = {"acc": (preds == labels).mean()}
         if self.config.log_predictions:
             metrics["preds"] = {"value": preds, "mode": LogMetricMode.CONCAT}
@@ -53,18 +43,20 @@ class ImgClassifierTrainer(OutputLossTrainer):
 
 @dataclass
 class RegressionTrainerConfig(TrainerConfig):
+    """``mape_epsilon`` keeps MAPE finite at zero targets."""
+
     mape_epsilon: float = 1e-8
 
 
 @register
-class RegressionTrainer(OutputLossTrainer):
+class RegressionTrainer(TrainerModule):
     """MSE loss; MSE, MAE, MAPE (%) and R2. R2 is finished on the host from exactly accumulated means."""
 
     config: RegressionTrainerConfig
 
-    def output_loss(self, preds, batch):
+    def output_loss(self, outputs, batch):
         target = batch.target.astype(jnp.float32)
-        preds = preds.reshape(target.shape)
+        preds = outputs.reshape(target.shape)
         err = preds - target
         mse = jnp.mean(err**2)
         metrics = {

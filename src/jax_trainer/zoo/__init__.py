@@ -5,7 +5,7 @@ Importing this package registers both forms, so ``class_name: MLPClassifier`` re
 """
 
 from jax_trainer.zoo import linen, nnx
-from jax_trainer.zoo.base import BaseModelLinen, BaseModelNNX, ModelConfig
+from jax_trainer.zoo.base import BaseModelLinen, BaseModelNNX
 from jax_trainer.zoo.configs import CNNClassifierConfig, MLPClassifierConfig, MLPRegressorConfig
 
 __all__ = [
@@ -14,7 +14,6 @@ __all__ = [
     "CNNClassifierConfig",
     "MLPClassifierConfig",
     "MLPRegressorConfig",
-    "ModelConfig",
     "linen",
     "nnx",
 ]

@@ -1,8 +1,8 @@
 """Model registries, one per backend.
 
 A zoo model is registered twice under the same class name, once per interface, so a single
-``model:`` block resolves to the linen or the nnx implementation depending on ``model_mode``.
-This module must stay free of flax: the backend-free core config imports it.
+``model:`` block resolves to the linen or the nnx implementation depending on ``model_mode`` (the config parses
+``model:`` against the interface of that backend, ``Backend.model_interface``). Free of flax.
 """
 
 from compoconf import RegistrableConfigInterface, register_interface
@@ -26,7 +26,3 @@ class BaseModelNNX(RegistrableConfigInterface):
     ``model.train()`` / ``model.eval()``. nnx builds parameters eagerly, so the zoo models need
     ``exmp_input`` (anything with a ``.shape``) to size their first layer.
     """
-
-
-ModelConfig = BaseModelLinen.cfgtype | BaseModelNNX.cfgtype
-"""Annotation for a ``model:`` field: any config registered under either backend."""

@@ -1,0 +1,145 @@
+"""Where checkpoints live and how they are written: ``<log_dir>/checkpoints/<step>/`` through orbax.
+
+A step directory holds three orbax items: ``state`` (the backend's named state tree), ``meta`` (JSON: what the
+run had done, see ``run_state.py``) and, inside an epoch, ``loop`` (the epoch's metric accumulators). orbax writes
+each save into a temporary directory and renames it when complete, so a step directory that exists is whole.
+"""
+
+from __future__ import annotations
+
+import shutil
+import threading
+from pathlib import Path
+
+from jax_trainer.checkpoint.trees import to_storage
+from jax_trainer.errors import InputError
+
+CHECKPOINT_DIR = "checkpoints"
+STATE, LOOP, META = "state", "loop", "meta"
+TRASH_SUFFIX = ".deleting"
+MODEL = "model"
+"""The key under which every backend's state tree holds the model (weights, mutable collections)."""
+
+
+class CheckpointError(InputError):
+    """A missing, damaged or incompatible checkpoint; the message names the checkpoint directory."""
+
+
+def ocp():
+    """orbax.checkpoint, imported on first use (heavy; only checkpoint I/O needs it)."""
+    import orbax.checkpoint  # pylint: disable=import-outside-toplevel
+
+    return orbax.checkpoint
+
+
+# ----------------------------------------------------------------------------- locating checkpoints
+def checkpoint_dir(log_dir: str | Path) -> Path:
+    """The checkpoints folder of a run directory."""
+    return Path(log_dir) / CHECKPOINT_DIR
+
+
+def committed_steps(directory: str | Path) -> list[int]:
+    """Steps of the complete checkpoints in ``directory`` (orbax's temporary directories excluded)."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        return []
+    return sorted(int(p.name) for p in directory.iterdir() if p.is_dir() and p.name.isdigit())
+
+
+def newest(log_dir: str | Path) -> Path | None:
+    """The newest complete checkpoint of a run directory, None if it has none."""
+    steps = committed_steps(checkpoint_dir(log_dir))
+    return checkpoint_dir(log_dir) / str(steps[-1]) if steps else None
+
+
+def locate(path: str | Path) -> Path:
+    """A checkpoint directory from a step directory, a run directory or a ``checkpoints`` directory (both: their
+    newest step)."""
+    path = Path(path)
+    if path.name.isdigit() and (path / META).is_dir():
+        return path
+    for folder in (checkpoint_dir(path), path):
+        steps = committed_steps(folder)
+        if steps:
+            return folder / str(steps[-1])
+    if path.name.isdigit() and path.with_name(path.name + ".orbax-checkpoint-tmp").is_dir():
+        raise CheckpointError(f"Checkpoint {path} was never completed (its save was interrupted).")
+    raise CheckpointError(f"No checkpoint at {path}: expected a checkpoints/<step> directory or a run directory.")
+
+
+# ----------------------------------------------------------------------------- the store
+class CheckpointStore:
+    """An orbax CheckpointManager over one ``checkpoints`` directory: async saves, deferred deletes.
+
+    Retention is decided by the checkpoint policies, so orbax keeps everything it is given. ``save`` returns once
+    the arrays are copied to the host; orbax waits for the previous save itself. A deleted step is removed only
+    after the save that replaced it is committed, and by an atomic rename before its files go, so whatever moment a
+    kill hits, the newest complete step directory is a whole checkpoint (a kill mid-delete leaves a ``*.deleting``
+    directory, purged on the next start).
+    """
+
+    def __init__(self, directory: str | Path, read_only: bool = False):
+        self.directory = Path(directory).absolute()  # orbax wants absolute paths
+        options = ocp().CheckpointManagerOptions(  # orbax's own read_only mode only adds warnings: readers never save
+            create=not read_only, cleanup_tmp_directories=not read_only
+        )
+        handlers = {
+            STATE: ocp().StandardCheckpointHandler(),
+            LOOP: ocp().StandardCheckpointHandler(),
+            META: ocp().JsonCheckpointHandler(),
+        }
+        if not read_only:
+            for trash in self.directory.glob(f"*{TRASH_SUFFIX}"):
+                shutil.rmtree(trash, ignore_errors=True)
+        self.manager = ocp().CheckpointManager(self.directory, item_handlers=handlers, options=options)
+        self._pending: list[int] = []
+        self._cleaners: list[threading.Thread] = []
+
+    def save(self, step: int, state: dict, meta: dict, loop: dict | None = None) -> None:
+        """Write ``step`` in the background: the state tree, its metadata and (inside an epoch) the loop arrays."""
+        if (self.directory / str(step)).exists():  # a step re-reached after a resume replaces the old one
+            self.remove(step)
+        args = ocp().args
+        items = {STATE: args.StandardSave(to_storage(state)), META: args.JsonSave(meta)}
+        if loop:
+            items[LOOP] = args.StandardSave(to_storage(loop))
+        pending, self._pending = self._pending, []
+        self.manager.save(step, args=args.Composite(**items), force=True)  # first waits for the previous save
+        for old in pending:
+            self._discard(old)
+
+    def delete(self, step: int) -> None:
+        """Remove ``step`` once the newest save is committed (at the next save or ``wait``)."""
+        self._pending.append(step)
+
+    def remove(self, step: int) -> None:
+        """Remove ``step`` now (no save may be in flight)."""
+        self.manager.wait_until_finished()
+        self._discard(step)
+        self.manager.reload()
+
+    def wait(self) -> None:
+        """Block until every save is committed and every deletion done."""
+        self.manager.wait_until_finished()
+        pending, self._pending = self._pending, []
+        for old in pending:
+            self._discard(old)
+        for cleaner in self._cleaners:
+            cleaner.join()
+        self._cleaners = []
+
+    def close(self) -> None:
+        """Wait, then release orbax's manager (its threads)."""
+        self.wait()
+        self.manager.close()
+
+    def _discard(self, step: int) -> None:
+        path = self.directory / str(step)
+        if not path.is_dir():
+            return
+        trash = path.with_name(path.name + TRASH_SUFFIX)
+        shutil.rmtree(trash, ignore_errors=True)
+        path.rename(trash)
+        cleaner = threading.Thread(target=shutil.rmtree, args=(trash,), kwargs={"ignore_errors": True}, daemon=True)
+        cleaner.start()
+        self._cleaners.append(cleaner)

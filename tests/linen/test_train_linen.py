@@ -1,3 +1,0 @@
-"""Issue-2 training behaviours under the linen backend (scenarios in tests/train_scenarios.py)."""
-
-from train_scenarios import *  # noqa: F401,F403

@@ -1,3 +1,0 @@
-"""Checkpoints under the nnx backend (scenarios in tests/checkpoint_scenarios.py)."""
-
-from checkpoint_scenarios import *  # noqa: F401,F403
