@@ -19,6 +19,7 @@ from jax_trainer.config_errors import ConfigError, check
 from jax_trainer.datasets.interfaces import DatasetInterface
 from jax_trainer.optimizer import OptimizerInterface
 from jax_trainer.trainer.config import TrainerInterface
+from jax_trainer.tune.config import TuneConfig
 from jax_trainer.zoo.base import ModelConfig
 
 BUILTIN_MODULES = ("trainer", "zoo", "optimizer", "datasets", "callbacks", "logger")
@@ -32,7 +33,8 @@ class Config:
 
     ``seed`` and ``num_gpus`` are the original jax_trainer's top-level fields, kept so its configs load
     and round-trip: initialisation and dropout follow ``trainer.seed``, shuffling ``dataset.seed``, and
-    the trainer runs data-parallel over all local devices whatever ``num_gpus`` says.
+    the trainer runs data-parallel over all local devices whatever ``num_gpus`` says. ``tune`` is the
+    search space and study settings of ``jax-trainer tune``; training (``fit``) ignores it.
     """
 
     trainer: TrainerInterface.cfgtype
@@ -42,6 +44,7 @@ class Config:
     seed: int = 42
     num_gpus: Optional[int] = None
     imports: list[str] = field(default_factory=list)
+    tune: Optional[TuneConfig] = None
 
 
 def register_builtins() -> None:
