@@ -35,7 +35,7 @@ def _config(tmp_path: Path) -> dict:
         "n_trials": N_TRIALS,
         "sampler": {"type": "tpe", "seed": 3, "n_startup_trials": 10},
         # One finished trial is enough to compare against; a trial worse than the median at any epoch stops.
-        "pruner": {"type": "median", "n_startup_trials": 1, "n_warmup_steps": 0},
+        "pruner": {"type": "median", "n_startup_trials": 1, "n_warmup_epochs": 0},
         "space": {
             "optimizer.learning_rate.peak_value": {"type": "float", "low": 1.0e-5, "high": 3.0e-2, "log": True},
             "model.hidden_dims": {"type": "categorical", "choices": [[16], [32]]},

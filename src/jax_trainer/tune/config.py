@@ -81,16 +81,20 @@ class SamplerConfig:
 @dataclass
 class PrunerConfig:
     """``median`` (optuna's MedianPruner) or ``none``. A trial is pruned at a validation epoch when its monitored
-    value is worse than the median of earlier trials' values at the same epoch."""
+    value is worse than the median of the earlier trials' values at the same epoch (optuna's step = the epoch).
+    No trial is pruned before ``n_startup_trials`` trials have finished, nor in its first ``n_warmup_epochs``
+    epochs; after those, the pruner is asked every ``interval_epochs`` epochs."""
 
     type: Literal["median", "none"] = "median"
     n_startup_trials: int = 5
-    n_warmup_steps: int = 0
-    interval_steps: int = 1
+    n_warmup_epochs: int = 0
+    interval_epochs: int = 1
 
     def __post_init__(self):
-        if self.n_startup_trials < 0 or self.n_warmup_steps < 0 or self.interval_steps < 1:
-            raise ValueError("n_startup_trials and n_warmup_steps must be >= 0 and interval_steps >= 1")
+        if self.n_startup_trials < 0 or self.n_warmup_epochs < 0:
+            raise ValueError("n_startup_trials and n_warmup_epochs must be >= 0")
+        if self.interval_epochs < 1:
+            raise ValueError(f"interval_epochs must be >= 1, got {self.interval_epochs}")
 
 
 @dataclass

@@ -151,7 +151,9 @@ def check_space(setup: StudySetup) -> None:
     if combos <= MAX_COMBINATIONS:
         chosen = itertools.product(*[[(p, v) for _, v in values] for p, values in corners.items()])
     else:
-        chosen = [[(p, values[0][1]) for p, values in corners.items()], [(p, values[1 if len(values) > 1 else 0][1]) for p, values in corners.items()]]
+        lows = [(p, values[0][1]) for p, values in corners.items()]
+        highs = [(p, values[min(1, len(values) - 1)][1]) for p, values in corners.items()]
+        chosen = [lows, highs]
     for combo in chosen:
         params = dict(combo)
         shown = ", ".join(f"{p}={v!r}" for p, v in params.items())

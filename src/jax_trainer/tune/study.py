@@ -71,8 +71,11 @@ def make_pruner(setup: StudySetup):
     cfg = setup.tune.pruner
     if cfg.type == "none":
         return optuna.pruners.NopPruner()
+    # Steps are epochs, counted from 1: optuna prunes from step n_warmup_steps on, so epoch n_warmup_epochs + 1.
     return optuna.pruners.MedianPruner(
-        n_startup_trials=cfg.n_startup_trials, n_warmup_steps=cfg.n_warmup_steps, interval_steps=cfg.interval_steps
+        n_startup_trials=cfg.n_startup_trials,
+        n_warmup_steps=cfg.n_warmup_epochs + 1,
+        interval_steps=cfg.interval_epochs,
     )
 
 
