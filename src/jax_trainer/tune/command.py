@@ -10,6 +10,8 @@ Importing this module imports neither jax nor optuna (``jax-trainer --help`` sta
 from __future__ import annotations
 
 import argparse
+import contextlib
+import signal
 import subprocess
 import sys
 
@@ -48,16 +50,29 @@ def run(args: argparse.Namespace) -> int:
 
     studies.import_optuna()  # a missing optuna fails here, before the study folder is made
     n_trials = args.n_trials or setup.tune.n_trials
-    if args.worker:
-        return studies.run_worker(setup, n_trials, args.worker_index)
-    setup.study_dir.mkdir(parents=True, exist_ok=True)
     try:
-        with studies.file_lock(setup.study_dir / studies.STUDY_LOCK, blocking=False):
+        if args.worker:
+            return studies.run_worker(setup, n_trials, args.worker_index)
+        setup.study_dir.mkdir(parents=True, exist_ok=True)
+        # SIGTERM stops the workers too (a SystemExit unwinds through _spawn_workers); a rerun continues the study.
+        signal.signal(signal.SIGTERM, _exit_on_sigterm)
+        with contextlib.ExitStack() as stack:
+            try:
+                stack.enter_context(studies.file_lock(setup.study_dir / studies.STUDY_LOCK, blocking=False))
+            except BlockingIOError as err:
+                raise ConfigError(
+                    f"another `jax-trainer tune` is running on {setup.study_dir}; add workers with --jobs instead",
+                    "tune.dir",
+                ) from err
             return _coordinate(args, setup, n_trials, studies)
-    except BlockingIOError as err:
-        raise ConfigError(
-            f"another `jax-trainer tune` is running on {setup.study_dir}; add workers with --jobs instead", "tune.dir"
-        ) from err
+    except KeyboardInterrupt:
+        if not args.worker:
+            print(f"interrupted; rerun the same command to continue the study in {setup.study_dir}", file=sys.stderr)
+        return 130
+
+
+def _exit_on_sigterm(signum, frame) -> None:  # pylint: disable=unused-argument
+    raise SystemExit(143)
 
 
 def _coordinate(args, setup, n_trials: int, studies) -> int:
