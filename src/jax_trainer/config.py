@@ -163,8 +163,12 @@ def _origin(field_path: str, overrides: list[str], path: str | Path) -> str:
 
 
 def to_dict(config: Config) -> dict[str, Any]:
-    """Plain mapping of the resolved config (what ``config.yaml`` in the run directory holds)."""
-    return compoconf.dump_config(config)
+    """Plain mapping of the resolved config (what ``config.yaml`` in the run directory holds); without a
+    ``tune`` key when there is no tune: section, so configs without one dump (and hash) as before it existed."""
+    data = compoconf.dump_config(config)
+    if isinstance(data, dict) and data.get("tune", {}) is None:
+        del data["tune"]
+    return data
 
 
 def dump_yaml(config: Config) -> str:
