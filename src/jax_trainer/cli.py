@@ -12,7 +12,7 @@ import os
 import sys
 from typing import Callable
 
-from jax_trainer.config_errors import ConfigError
+from jax_trainer.config_errors import ConfigError  # not jax_trainer.config: `--help` must not import jax
 from jax_trainer.cpu_threads import limit_cpu_threads
 from jax_trainer.errors import InputError
 
@@ -78,14 +78,17 @@ def _evaluate(mode: str) -> Callable[[argparse.Namespace], int]:
     return evaluate
 
 
+# jax_trainer.bench.STEPS and ROUNDS, repeated for the help text: importing jax_trainer.bench imports jax, and
+# `--help` must not (tests/core/test_tune.py checks that the two agree).
+BENCH_STEPS, BENCH_ROUNDS = 8000, 16
+
+
 def _bench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("config", nargs="?", help="YAML config of a classifier (default: MLP on digits)")
     parser.add_argument("overrides", nargs="*", help="dotted.key=value overrides, typed by the schema")
-    from jax_trainer.bench import ROUNDS, STEPS  # pylint: disable=import-outside-toplevel
-
-    parser.add_argument("--steps", type=int, default=STEPS, help=f"timed steps per variant (default {STEPS})")
+    parser.add_argument("--steps", type=int, default=None, help=f"timed steps per variant (default {BENCH_STEPS})")
     parser.add_argument(
-        "--rounds", type=int, default=ROUNDS, help=f"interleaved rounds the steps are split into (default {ROUNDS})"
+        "--rounds", type=int, default=None, help=f"interleaved rounds the steps are split into (default {BENCH_ROUNDS})"
     )
     parser.add_argument("--json", default=None, metavar="FILE", help="also write steps/s and the machine as JSON")
     _add_cpu_threads_argument(parser)
@@ -94,7 +97,9 @@ def _bench_arguments(parser: argparse.ArgumentParser) -> None:
 def _bench(args) -> int:
     from jax_trainer import bench
 
-    bench.run_cli(args.config, args.overrides, args.steps, args.rounds, args.json)
+    steps = bench.STEPS if args.steps is None else args.steps
+    rounds = bench.ROUNDS if args.rounds is None else args.rounds
+    bench.run_cli(args.config, args.overrides, steps, rounds, args.json)
     return 0
 
 
@@ -106,6 +111,19 @@ def _migrate_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _migrate(args) -> int:
     from jax_trainer.migrate import command
+
+    return command.run(args)
+
+
+def _tune_arguments(parser: argparse.ArgumentParser) -> None:
+    from jax_trainer.tune import command  # pylint: disable=import-outside-toplevel
+
+    command.add_arguments(parser)
+    _add_cpu_threads_argument(parser)
+
+
+def _tune(args) -> int:
+    from jax_trainer.tune import command  # pylint: disable=import-outside-toplevel
 
     return command.run(args)
 
@@ -124,6 +142,7 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callab
     ),
     "bench": ("steps/s of the trainer (linen, nnx) against hand-written jax.jit loops", _bench_arguments, _bench),
     "migrate": ("convert a linen run's checkpoint for an nnx model, check parity", _migrate_arguments, _migrate),
+    "tune": ("hyperparameter search with optuna from the config's tune: section", _tune_arguments, _tune),
 }
 
 

@@ -25,6 +25,7 @@ from jax_trainer.config_errors import ConfigError, check, import_modules
 from jax_trainer.datasets.interfaces import DatasetInterface
 from jax_trainer.optimizer import OptimizerInterface
 from jax_trainer.trainer.config import TrainerInterface
+from jax_trainer.tune.config import TuneConfig
 
 __all__ = ["Config", "ConfigError", "apply_overrides", "dump_yaml", "load_config", "parse", "read_yaml", "to_dict"]
 
@@ -36,7 +37,8 @@ class Config:
     ``model`` is the config of a model registered for the trainer's backend (see :func:`parse`). ``seed`` and
     ``num_gpus`` are the original jax_trainer's top-level fields, kept so its configs load and round-trip:
     initialisation and dropout follow ``trainer.seed``, shuffling ``dataset.seed``, and the trainer runs
-    data-parallel over all local devices whatever ``num_gpus`` says.
+    data-parallel over all local devices whatever ``num_gpus`` says. ``tune`` is the search space and study
+    settings of ``jax-trainer tune``; training (``fit``) ignores it.
     """
 
     trainer: TrainerInterface.cfgtype
@@ -46,6 +48,7 @@ class Config:
     seed: int = 42
     num_gpus: Optional[int] = None
     imports: list[str] = field(default_factory=list)
+    tune: Optional[TuneConfig] = None
 
 
 def read_yaml(path: str | Path) -> dict:
@@ -128,8 +131,12 @@ def _origin(field_path: str, overrides: list[str], path: str | Path) -> str:
 
 
 def to_dict(config: Config) -> dict[str, Any]:
-    """Plain mapping of the resolved config (what ``config.yaml`` in the run directory holds)."""
-    return compoconf.dump_config(config)
+    """Plain mapping of the resolved config (what ``config.yaml`` in the run directory holds); without a
+    ``tune`` key when there is no tune: section, so configs without one dump (and hash) as before it existed."""
+    data = compoconf.dump_config(config)
+    if isinstance(data, dict) and data.get("tune", {}) is None:
+        del data["tune"]
+    return data
 
 
 def dump_yaml(config: Config) -> str:
