@@ -27,7 +27,17 @@ from jax_trainer.optimizer import OptimizerInterface
 from jax_trainer.trainer.config import TrainerInterface
 from jax_trainer.tune.config import TuneConfig
 
-__all__ = ["Config", "ConfigError", "apply_overrides", "dump_yaml", "load_config", "parse", "read_yaml", "to_dict"]
+__all__ = [
+    "Config",
+    "ConfigError",
+    "apply_overrides",
+    "dump_yaml",
+    "load_config",
+    "parse",
+    "read_yaml",
+    "set_path",
+    "to_dict",
+]
 
 
 @dataclass
@@ -70,24 +80,31 @@ def apply_overrides(data: dict, overrides: Iterable[str]) -> dict:
     reading of ``value``. Values are typed and checked by the schema afterwards, like the file's own."""
     for override in overrides:
         key, sep, raw = override.partition("=")
-        parts = key.strip().split(".")
-        if not sep or not all(parts):
+        if not sep or not all(key.strip().split(".")):
             raise ConfigError(f"override {override!r} must look like dotted.key=value")
-        node = data
-        for i, part in enumerate(parts):
-            where = ".".join(parts[: i + 1])
-            if isinstance(node, list):
-                if not part.isdigit() or int(part) >= len(node):
-                    raise ConfigError(f"override {override!r}: no item {part} in this list of {len(node)}", where)
-                part = int(part)
-            elif not isinstance(node, dict):
-                raise ConfigError(f"override {override!r}: {'.'.join(parts[:i])} is {node!r}, not a mapping", where)
-            if i == len(parts) - 1:
-                node[part] = _override_value(raw)
-            elif isinstance(node, dict) and node.get(part) is None:
-                node[part] = {}
-            node = node[part]
+        set_path(data, key.strip(), _override_value(raw), f"override {override!r}: ")
     return data
+
+
+def set_path(data: dict, dotted: str, value: Any, context: str = "") -> None:
+    """``data[a][b][c] = value`` for ``a.b.c`` (list items by index, missing mappings created); raises a ConfigError
+    at the path where the walk cannot go on, its message starting with ``context``."""
+    parts = dotted.split(".")
+    node: Any = data
+    for i, part in enumerate(parts):
+        where = ".".join(parts[: i + 1])
+        if isinstance(node, list):
+            if not part.isdigit() or int(part) >= len(node):
+                raise ConfigError(f"{context}no item {part} in this list of {len(node)}", where)
+            part = int(part)
+        elif not isinstance(node, dict):
+            raise ConfigError(f"{context}{'.'.join(parts[:i])} is {node!r}, not a mapping", where)
+        if i == len(parts) - 1:
+            node[part] = value
+        elif isinstance(node, dict) and node.get(part) is None:
+            node[part] = {}
+        if i < len(parts) - 1:
+            node = node[part]
 
 
 def _override_value(raw: str) -> Any:

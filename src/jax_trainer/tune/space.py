@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from jax_trainer.config import ConfigError, parse, to_dict
+from jax_trainer.config import set_path as set_config_path
 from jax_trainer.tune.config import DIRECTIONS, PRIMITIVES, DistributionConfig, TuneConfig
 
 # Fields the tuner sets itself: searching them would break the study's layout.
@@ -52,26 +53,10 @@ class StudySetup:
 
 
 def set_path(data: dict, dotted: str, value: Any) -> None:
-    """``data[a][b][c] = value`` for ``a.b.c``, as ``dotted.key=value`` overrides do (list items by index,
-    missing mappings created); raises ConfigError at the path where the walk cannot go on."""
-    parts = dotted.split(".")
-    if not all(parts):
+    """``data[a][b][c] = value`` (a copy) for ``a.b.c``, as ``dotted.key=value`` overrides do."""
+    if not all(dotted.split(".")):
         raise ConfigError("a search-space key must be a dotted path like optimizer.learning_rate", dotted)
-    node: Any = data
-    for i, part in enumerate(parts):
-        where = ".".join(parts[: i + 1])
-        if isinstance(node, list):
-            if not part.isdigit() or int(part) >= len(node):
-                raise ConfigError(f"no item {part} in this list of {len(node)}", where)
-            part = int(part)
-        elif not isinstance(node, dict):
-            raise ConfigError(f"{'.'.join(parts[:i])} is {node!r}, not a mapping", where)
-        if i == len(parts) - 1:
-            node[part] = copy.deepcopy(value)
-        else:
-            if isinstance(node, dict) and node.get(part) is None:
-                node[part] = {}
-            node = node[part]
+    set_config_path(data, dotted, copy.deepcopy(value))
 
 
 def needs_encoding(dist: DistributionConfig | None) -> bool:
