@@ -225,7 +225,7 @@ def test_damaged_checkpoints_name_the_entry(mode, tmp_path):
     with pytest.raises(CheckpointError, match=rf"Checkpoint {first} does not match this model: {entry}"):
         wider.train_model(data.train, ckpt_path=first)
 
-    largest = max((p for p in (second / "state").rglob("*") if p.is_file()), key=lambda p: p.stat().st_size)
+    largest = _largest_array_file(second)
     os.truncate(largest, largest.stat().st_size // 2)  # the file holding the (largest) kernel
     trainer = make_trainer(mode, tmp_path / "other", data)
     damaged = rf"Checkpoint {second} is damaged: cannot read entry '[\w/]+' of 'state'"
@@ -251,3 +251,81 @@ def test_weights_only_checkpoints(mode, tmp_path):
     assert fresh.eval_model(data.val, "val", 1) == val
     with pytest.raises(CheckpointError, match="weights only"):
         make_trainer(mode, tmp_path / "fresh2", data).train_model(data.train, ckpt_path=path)
+
+
+def _largest_array_file(checkpoint: Path) -> Path:
+    """The largest file holding array data (the ocdbt data files, not the JSON metadata) of a checkpoint's state."""
+    files = [p for p in (checkpoint / "state").rglob("*") if p.is_file() and p.parent.name == "d"]
+    return max(files, key=lambda p: p.stat().st_size)
+
+
+def _state_arrays(trainer) -> dict:
+    leaves = jax.tree_util.tree_flatten_with_path(trainer.backend.state_dict(trainer.state))[0]
+    return {jax.tree_util.keystr(path): np.asarray(leaf) for path, leaf in leaves}
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # orbax's aborted read coroutines
+def test_flipped_bytes_are_caught_and_last_falls_back_to_an_intact_checkpoint(mode, tmp_path, caplog):
+    """16 bytes flipped in the middle of an array file load silently without checksums; with them the checkpoint
+    is named damaged, and ``last`` resumes from the newest intact one (the damaged one is moved aside, not lost)."""
+    data = splits()
+    callbacks = {"ckpt": ModelCheckpointConfig(save_top_k=-1, every_n_epochs=1)}
+    reference = make_trainer(mode, tmp_path / "run", data, callbacks, epochs=2)
+    reference.train_model(data.train)
+    newest = tmp_path / "run" / "checkpoints" / str(2 * STEPS_PER_EPOCH)
+    target = _largest_array_file(newest)
+    raw = bytearray(target.read_bytes())
+    middle = len(raw) // 2
+    raw[middle : middle + 16] = bytes(b ^ 0xFF for b in raw[middle : middle + 16])
+    target.write_bytes(bytes(raw))
+
+    with pytest.raises(CheckpointError, match=rf"Checkpoint {newest} is damaged: entry '[\w/]+' of 'state' differs"):
+        make_trainer(mode, tmp_path / "eval", data).load_model_checkpoint(newest)
+    resumed = make_trainer(mode, tmp_path / "run", data, callbacks, epochs=2)
+    with caplog.at_level("WARNING", logger="jax_trainer"):
+        resumed.train_model(data.train, ckpt_path="last")
+    assert f"Checkpoint {newest} is damaged" in caplog.text and "Falling back" in caplog.text
+    assert (tmp_path / "run" / "abandoned" / newest.name).is_dir()  # kept, inside the run
+    expected, got = _state_arrays(reference), _state_arrays(resumed)
+    for key, value in expected.items():
+        assert np.array_equal(value, got[key]), key  # the epoch was trained again from the intact checkpoint
+
+
+def test_checkpoint_metadata_never_names_a_path(mode, tmp_path):
+    """A crafted ModelCheckpoint state naming a folder outside the run: resuming neither renames nor deletes it."""
+    data = splits()
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "keep.txt").write_text("mine")
+    callbacks = {"ckpt": ModelCheckpointConfig(save_top_k=1, monitor="val/acc", mode="max", save_last=True)}
+    make_trainer(mode, tmp_path / "run", data, callbacks, epochs=1).train_model(data.train, data.val)
+    meta_file = tmp_path / "run" / "checkpoints" / str(STEPS_PER_EPOCH) / "meta" / "metadata"
+    meta = json.loads(meta_file.read_text())
+    state = meta["callbacks"]["ckpt"]
+    state["last_step"] = str(victim)
+    state["best_k"] = [{"step": str(victim), "epoch": 1, "score": 1.0}, *state["best_k"]]
+    meta["best_step"] = str(victim)
+    meta_file.write_text(json.dumps(meta))
+    make_trainer(mode, tmp_path / "run", data, callbacks, epochs=3).train_model(data.train, data.val, ckpt_path="last")
+    assert (victim / "keep.txt").read_text() == "mine"
+
+
+def test_resuming_from_an_older_checkpoint_keeps_the_newer_ones(mode, tmp_path, caplog):
+    data = splits()
+    callbacks = {"ckpt": ModelCheckpointConfig(save_top_k=-1, every_n_epochs=1)}
+    make_trainer(mode, tmp_path / "run", data, callbacks, epochs=3).train_model(data.train)
+    older = tmp_path / "run" / "checkpoints" / str(STEPS_PER_EPOCH)
+    with caplog.at_level("WARNING", logger="jax_trainer"):
+        make_trainer(mode, tmp_path / "run", data, callbacks, epochs=2).train_model(data.train, ckpt_path=older)
+    moved = sorted(p.name for p in (tmp_path / "run" / "abandoned").iterdir())
+    assert moved == [str(2 * STEPS_PER_EPOCH), str(3 * STEPS_PER_EPOCH)] and "moved to" in caplog.text
+
+
+def test_a_missing_array_metadata_file_is_named_as_damage(mode, tmp_path):
+    data = splits()
+    callbacks = {"ckpt": ModelCheckpointConfig(save_top_k=-1, every_n_epochs=1)}
+    make_trainer(mode, tmp_path / "run", data, callbacks, epochs=1).train_model(data.train)
+    checkpoint = tmp_path / "run" / "checkpoints" / str(STEPS_PER_EPOCH)
+    (checkpoint / "state" / "_METADATA").unlink()
+    with pytest.raises(CheckpointError, match=r"is damaged: .*state/_METADATA\) may be missing or damaged"):
+        make_trainer(mode, tmp_path / "eval", data).load_model_checkpoint(checkpoint)

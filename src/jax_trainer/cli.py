@@ -14,10 +14,11 @@ from typing import Callable
 
 from jax_trainer.config_errors import ConfigError  # not jax_trainer.config: `--help` must not import jax
 from jax_trainer.cpu_threads import limit_cpu_threads
-from jax_trainer.errors import InputError
+from jax_trainer.errors import InputError, Interrupted
 
 # Errors that describe bad input (config, files, checkpoints, data) rather than a bug in jax_trainer.
 USER_ERRORS = (InputError,)
+EXIT_INPUT, EXIT_IO = 2, 74  # 74: EX_IOERR of sysexits.h; a signal exits with 128 + its number
 
 
 def _positive_int(text: str) -> int:
@@ -148,13 +149,15 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callab
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="jax-trainer", description="Lightning-like training for JAX (linen and nnx).")
-    parser.add_argument("--debug", action="store_true", help="show full tracebacks")
+    parser.add_argument("--debug", "--traceback", dest="debug", action="store_true", help="show full tracebacks")
     sub = parser.add_subparsers(dest="command", required=True)
     for name, (help_text, add_arguments, _) in COMMANDS.items():
         cmd = sub.add_parser(name, help=help_text, description=help_text)
         add_arguments(cmd)
         # SUPPRESS: an unset sub-command flag must not overwrite `jax-trainer --debug fit ...`.
-        cmd.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show full tracebacks")
+        cmd.add_argument(
+            "--debug", "--traceback", dest="debug", action="store_true", default=argparse.SUPPRESS, help="show full tracebacks"
+        )
     return parser
 
 
@@ -166,14 +169,20 @@ def main(argv: list[str] | None = None) -> int:
         if getattr(args, "cpu_threads", None) is not None:  # before anything starts jax's backends
             limit_cpu_threads(args.cpu_threads)
         return COMMANDS[args.command][2](args)
-    except USER_ERRORS as err:
+    except Interrupted as stop:
+        print(f"jax-trainer {args.command}: {stop}", file=sys.stderr)
+        return stop.exit_code
+    except (*USER_ERRORS, OSError) as err:
         if args.debug:
             raise
         message = " ".join(str(err).split()) or type(err).__name__
+        if isinstance(err, OSError) and not isinstance(err, InputError):
+            print(f"jax-trainer {args.command}: I/O error: {message} (--debug for the traceback)", file=sys.stderr)
+            return EXIT_IO
         if not isinstance(err, ConfigError):
             message = f"{type(err).__name__}: {message} (run with --debug for the traceback)"
         print(f"jax-trainer {args.command}: error: {message}", file=sys.stderr)
-        return 2
+        return EXIT_INPUT
 
 
 def _print_results(results: dict) -> None:

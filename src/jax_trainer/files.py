@@ -1,6 +1,10 @@
-"""Files a run writes while it runs: replaced whole, so a reader (or a crash) never sees half of one."""
+"""Files a run writes while it runs: replaced whole, so a reader (or a crash) never sees half of one; and the lock
+that keeps one run per run directory."""
 
+import fcntl
 import os
+
+from jax_trainer.errors import InputError
 
 
 def write_atomic(path: str | os.PathLike, text: str) -> None:
@@ -14,3 +18,53 @@ def write_atomic(path: str | os.PathLike, text: str) -> None:
     with open(tmp, "w", encoding="utf-8", newline="") as handle:  # text is written as given
         handle.write(text)
     os.replace(tmp, path)
+
+
+LOCK_FILE = ".lock"
+_HELD: dict[str, list] = {}  # lock file path -> [file descriptor, holders in this process]
+
+
+class RunDirLockedError(InputError):
+    """Another process is writing into the same run directory."""
+
+
+class RunDirLock:
+    """An OS lock (``fcntl.flock``) on ``<log_dir>/.lock`` while a run writes there, so two runs never mix their files.
+
+    A second process fails at once, naming the holder's PID (written into the file). The OS drops the lock when its
+    holder dies, so the lock of a killed run never blocks the next. Within one process the lock is shared (counted).
+    """
+
+    def __init__(self, log_dir: str | os.PathLike):
+        self.log_dir = os.fspath(log_dir)
+        self.path = os.path.realpath(os.path.join(self.log_dir, LOCK_FILE))
+
+    def acquire(self) -> None:
+        """Take the lock, or raise RunDirLockedError naming the process that holds it."""
+        if self.path in _HELD:
+            _HELD[self.path][1] += 1
+            return
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise RunDirLockedError(
+                f"{self.log_dir} is in use by another run (process {holder}); give this run its own "
+                "trainer.logger.log_dir, or wait for that one to end."
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        _HELD[self.path] = [fd, 1]
+
+    def release(self) -> None:
+        """Give the lock back (the file stays: removing it would race with a run taking it)."""
+        held = _HELD.get(self.path)
+        if held is None:
+            return
+        held[1] -= 1
+        if held[1] == 0:
+            del _HELD[self.path]
+            fcntl.flock(held[0], fcntl.LOCK_UN)
+            os.close(held[0])

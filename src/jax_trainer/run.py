@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from jax_trainer.checkpoint.rundir import write_run_files
+from jax_trainer.checkpoint.store import locate
 from jax_trainer.config import Config, ConfigError, to_dict
 from jax_trainer.datasets.interfaces import DatasetInterface
 from jax_trainer.trainer.config import TrainerInterface
@@ -33,7 +34,10 @@ def build_trainer(config: Config, exmp_batch, write_run_dir: bool = True):
 
 
 def fit(config: Config, ckpt_path: str | None = None) -> dict:
-    """``jax-trainer fit``: train on the dataset's splits; returns the metrics ``train_model`` returns."""
+    """``jax-trainer fit``: train on the dataset's splits; returns the metrics ``train_model`` returns. A
+    ``ckpt_path`` that names a directory is checked first: a wrong one fails before anything is written."""
+    if ckpt_path is not None and str(ckpt_path) not in ("last", "best"):
+        locate(ckpt_path)
     dataset, splits = build_data(config)
     trainer = build_trainer(config, dataset.example_batch())
     return trainer.train_model(splits.train, splits.val, splits.test, ckpt_path=ckpt_path)

@@ -103,3 +103,19 @@ def test_python_dash_m_behaves_the_same(tmp_path):
     assert good.returncode == 0, good.stderr
     assert parse(yaml.safe_load(good.stdout)) == load_config(config)
     assert not log_dir.exists()
+
+
+def test_a_missing_checkpoint_path_fails_before_anything_is_written(tmp_path, capsys):
+    config, log_dir = write_config(tmp_path)
+    assert main(["fit", config, "--ckpt-path", str(tmp_path / "no_such_run" / "checkpoints" / "7")]) == 2
+    err = capsys.readouterr().err
+    assert "CheckpointError" in err and "no_such_run" in err and "Traceback" not in err
+    assert not log_dir.exists()
+
+
+def test_an_io_failure_is_one_line_with_its_own_exit_code(tmp_path, capsys):
+    config, log_dir = write_config(tmp_path)
+    log_dir.write_text("a file where the run directory should be")
+    assert main(["fit", config]) == 74
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "I/O error" in err[0] and str(log_dir) in err[0], err

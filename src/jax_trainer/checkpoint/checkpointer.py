@@ -18,6 +18,7 @@ import logging
 from pathlib import Path
 from typing import Any, Callable, NamedTuple
 
+from jax_trainer.checkpoint.integrity import DamagedCheckpointError, checksums
 from jax_trainer.checkpoint.policy import CheckpointPolicy
 from jax_trainer.checkpoint.reading import read_meta, restore_raw, restore_tree
 from jax_trainer.checkpoint.run_state import (
@@ -44,6 +45,8 @@ from jax_trainer.checkpoint.store import (
 )
 
 LOGGER = logging.getLogger("jax_trainer")
+ABANDONED_DIR = "abandoned"
+"""Inside a run directory: checkpoints of a continuation abandoned by resuming from an earlier checkpoint."""
 
 
 class Restored(NamedTuple):
@@ -124,6 +127,8 @@ class Checkpointer:
         self._write_run_files = write_run_files
         self._requests: list[CheckpointPolicy] = []
         self._store: CheckpointStore | None = None
+        self._superseded: int | None = None  # the resumed checkpoint of an interrupted run (deleted when replaced)
+        self._written: int | None = None  # the step of this process's latest save
 
     @property
     def policies(self) -> list[CheckpointPolicy]:
@@ -150,14 +155,37 @@ class Checkpointer:
         store = self._open()
         if wanted:
             with_optimizer = any(policy.save_optimizer_state for policy in wanted)
-            meta, loop = build_meta(progress, position, with_optimizer, self._meta_entries())
-            store.save(progress.step, state_tree(with_optimizer), meta, loop)
+            self._write(progress, state_tree(with_optimizer), position, with_optimizer)
         policies = self.policies
         kept = self._kept_steps(policies)
         for policy in policies:
             for old in policy.pop_dropped():
                 if old not in kept:
                     store.delete(old)
+
+    def save_interrupted(self, progress: Progress, state_tree: Callable[[bool], dict], position: EpochPosition | None):
+        """The checkpoint of a run stopped by a signal: the exact position, with the optimizer, whatever the policies
+        decide (they keep their own checkpoints). It becomes ``last``; once the resumed run's next checkpoint is
+        committed it is deleted. Nothing is written when the run has no policy, or when a checkpoint of
+        ``progress.step`` exists or is being written. Returns that checkpoint's directory, or None."""
+        path = self.directory / str(progress.step)
+        if progress.step == self._written or progress.step in committed_steps(self.directory):
+            return path
+        if not self.policies:
+            return None
+        self._open()
+        self._write(progress, state_tree(True), position, with_optimizer=True, interrupted=True)
+        return path
+
+    def _write(self, progress, tree: dict, position, with_optimizer: bool, interrupted: bool = False) -> None:
+        entries = {**self._meta_entries(), "interrupted": interrupted}
+        meta, loop = build_meta(progress, position, with_optimizer, entries)
+        meta["checksums"] = {STATE: checksums(tree), **({LOOP: checksums(loop)} if loop else {})}
+        self._store.save(progress.step, tree, meta, loop)
+        self._written = progress.step
+        if self._superseded is not None:  # the interrupted run's checkpoint goes once this one is committed
+            self._store.delete(self._superseded)
+            self._superseded = None
 
     def wait(self) -> None:
         """Block until every save is on disk."""
@@ -173,35 +201,66 @@ class Checkpointer:
     # ----------------------------------------------------------------- restoring
     def restore(self, ckpt_path, template: dict) -> Restored | None:
         """Everything a resumed run needs from ``ckpt_path`` (``template``: the live state tree); the callbacks' and
-        the logger's states are loaded here. ``"last"`` with no checkpoint yet gives None (start from scratch)."""
-        self.wait()
-        path = resolve(ckpt_path, self.log_dir)
-        if path is None:
+        the logger's states are loaded here, after every array was read and verified. ``"last"`` with no checkpoint
+        yet gives None (start from scratch); a damaged ``last`` falls back to the newest intact checkpoint."""
+
+        def read(path: Path):
+            meta = self._compatible_meta(path)
+            if not meta["has_optimizer"]:
+                raise CheckpointError(
+                    f"Checkpoint {path} holds model weights only (save_optimizer_state: false), so training cannot "
+                    "resume from it exactly; load it with load_model_checkpoint() to evaluate or fine-tune."
+                )
+            sums = meta.get("checksums", {})
+            tree = restore_tree(path, STATE, template, checksums=sums.get(STATE))
+            position = None
+            if not meta["epoch_done"]:
+                position = read_position(meta, restore_raw(path, LOOP, checksums=sums.get(LOOP)), path)
+            return meta, tree, position
+
+        found = self._read_intact(ckpt_path, read)
+        if found is None:
             LOGGER.warning("ckpt_path=%r: no checkpoint in %s yet; training starts from scratch.", ckpt_path, self.log_dir)
             self.logger.load_state_dict({"last_step": None})
             return None
-        meta = self._compatible_meta(path)
-        if not meta["has_optimizer"]:
-            raise CheckpointError(
-                f"Checkpoint {path} holds model weights only (save_optimizer_state: false), so training cannot "
-                "resume from it exactly; load it with load_model_checkpoint() to evaluate or fine-tune."
-            )
-        tree = restore_tree(path, STATE, template)
+        path, (meta, tree, position) = found
         self._load_states(meta, path)
         self._tidy(path, meta["step"])
+        if meta.get("interrupted"):
+            self._superseded = meta["step"]
         LOGGER.info("Resumed from %s (epoch %d, step %d).", path, meta["epoch"], meta["step"])
-        position = None if meta["epoch_done"] else read_position(meta, restore_raw(path, LOOP), path)
         return Restored(tree, Progress(meta["step"], meta["epoch"], meta["should_stop"]), position, path)
 
     def load_weights(self, ckpt_path, model_template: dict) -> tuple[dict, Progress, Path]:
         """The model tree of a checkpoint (full or weights-only) in the structure of ``model_template``."""
+
+        def read(path: Path):
+            meta = self._compatible_meta(path)
+            sums = meta.get("checksums", {}).get(STATE)
+            return meta, restore_tree(path, STATE, model_template, part=(MODEL,), checksums=sums)
+
+        found = self._read_intact(ckpt_path, read)
+        if found is None:
+            raise CheckpointError(f"No checkpoint in {self.directory}.")
+        path, (meta, tree) = found
+        return tree, Progress(meta["step"], meta["epoch"], meta["should_stop"]), path
+
+    def _read_intact(self, ckpt_path, read: Callable[[Path], Any]):
+        """``(path, read(path))`` for ``ckpt_path``; for ``"last"`` the newest checkpoint that reads intact, each
+        damaged one named in a warning. None when ``"last"`` finds no checkpoint; an error when all are damaged."""
         self.wait()
         path = resolve(ckpt_path, self.log_dir)
-        if path is None:
-            raise CheckpointError(f"No checkpoint in {self.directory}.")
-        meta = self._compatible_meta(path)
-        tree = restore_tree(path, STATE, model_template, part=(MODEL,))
-        return tree, Progress(meta["step"], meta["epoch"], meta["should_stop"]), path
+        if path is None or str(ckpt_path) != "last":
+            return None if path is None else (path, read(path))
+        damaged = []
+        for step in reversed(committed_steps(self.directory)):
+            candidate = self.directory / str(step)
+            try:
+                return candidate, read(candidate)
+            except DamagedCheckpointError as err:
+                LOGGER.warning("%s Falling back to the checkpoint before it.", err)
+                damaged.append(str(candidate))
+        raise CheckpointError(f"Every checkpoint in {self.directory} is damaged: {damaged}; not starting from scratch.")
 
     # ----------------------------------------------------------------- helpers
     def _open(self) -> CheckpointStore:
@@ -247,15 +306,34 @@ class Checkpointer:
         self.logger.load_state_dict(meta["logger"])
 
     def _tidy(self, path: Path, step: int) -> None:
-        """Bring the run's own checkpoint folder to what the uninterrupted run had at ``step``: steps after it belong
-        to the abandoned continuation, and older ones no policy keeps were due for deletion at the kill."""
+        """Bring the run's own checkpoint folder to what the uninterrupted run had at ``step``. Older checkpoints no
+        policy keeps were due for deletion at the kill and go; newer ones (a resume from an older checkpoint, or
+        past a damaged one) are never deleted: they move to ``<log_dir>/abandoned/`` with a warning."""
         if path.parent.resolve() != self.directory.resolve():
             return
         policies = self.policies
         kept = self._kept_steps(policies) | {step}
-        stale = [s for s in committed_steps(self.directory) if s > step or (policies and s not in kept)]
+        later = [s for s in committed_steps(self.directory) if s > step]
+        stale = [s for s in committed_steps(self.directory) if s < step and policies and s not in kept]
+        if later:
+            aside = self.log_dir / ABANDONED_DIR
+            aside.mkdir(exist_ok=True)
+            moved = [_move_aside(self.directory / str(s), aside) for s in later]
+            LOGGER.warning("Resuming from step %d: the later checkpoints %s moved to %s.", step, later, aside)
+            LOGGER.debug("Moved: %s", moved)
         if stale:
             LOGGER.info("Removing checkpoints %s of %s left by the interrupted run.", stale, self.directory)
             store = self._open()
             for old in stale:
                 store.remove(old)
+        if later:
+            self._open().manager.reload()
+
+
+def _move_aside(path: Path, folder: Path) -> Path:
+    """Rename ``path`` into ``folder`` (one rename: never half moved), under a free name."""
+    target, n = folder / path.name, 1
+    while target.exists():
+        target, n = folder / f"{path.name}.{n}", n + 1
+    path.rename(target)
+    return target

@@ -15,6 +15,7 @@ from typing import Any
 import jax
 import numpy as np
 
+from jax_trainer.checkpoint.integrity import DamagedCheckpointError, verify
 from jax_trainer.checkpoint.store import META, CheckpointError, CheckpointStore, ocp
 from jax_trainer.checkpoint.trees import Key, flatten, from_storage, name, nest, subtree
 
@@ -40,34 +41,41 @@ def read_meta(path: Path) -> dict:
             meta = store.manager.restore(step, args=ocp().args.Composite(**{META: ocp().args.JsonRestore()}))[META]
         except Exception as err:  # orbax raises many types; the message says which file is bad
             message = f"Checkpoint {path} is damaged: cannot read its metadata ('{META}'): {_short(err)}"
-            raise CheckpointError(message) from err
+            raise DamagedCheckpointError(message) from err
     if not isinstance(meta, dict) or "backend" not in meta:
         raise CheckpointError(f"Checkpoint {path} has no jax_trainer metadata; was it written by jax_trainer?")
     return meta
 
 
-def restore_tree(path: Path, item: str, template, part: Key = ()):
-    """Read ``item`` into the structure, dtypes and shardings of ``template``.
+def restore_tree(path: Path, item: str, template, part: Key = (), checksums: dict | None = None):
+    """Read ``item`` into the structure, dtypes and shardings of ``template``, every array verified against
+    ``checksums`` (recorded at save time; see ``integrity.py``) before anything is returned.
 
     ``part``: the template is the entry of that key path of what is stored (``("model",)``: the model inside a full
     train state); stored entries outside it are read as they are and dropped.
     """
     with _reading(path) as (store, step):
         stored = _stored_layout(store, step, item, path)
+        if checksums is not None and {name(k) for k in stored} != set(checksums):
+            verify(path, item, stored, checksums)  # names the missing entries (a damaged layout, not another model)
         wanted = {part + k: v for k, v in flatten(template).items()}
         _check_layout(path, stored, wanted, [k for k in stored if k[: len(part)] == part])
         targets = {k: jax.ShapeDtypeStruct(tuple(m.shape), m.dtype) for k, m in stored.items()}
         targets.update({k: ocp().utils.to_shape_dtype_struct(leaf) for k, leaf in wanted.items()})
-        restored = _restore(store, step, item, nest(targets), path)
-    return from_storage(template, subtree(flatten(restored), part))
+        restored = flatten(_restore(store, step, item, nest(targets), path))
+    verify(path, item, restored, checksums)
+    return from_storage(template, subtree(restored, part))
 
 
-def restore_raw(path: Path, item: str) -> dict[Key, Any]:
-    """Read ``item`` as stored (host arrays), keyed like :func:`~jax_trainer.checkpoint.trees.flatten`."""
+def restore_raw(path: Path, item: str, checksums: dict | None = None) -> dict[Key, Any]:
+    """Read ``item`` as stored (host arrays), keyed like :func:`~jax_trainer.checkpoint.trees.flatten`, verified
+    against ``checksums`` when given."""
     with _reading(path) as (store, step):
         stored = _stored_layout(store, step, item, path)
         targets = nest({k: jax.ShapeDtypeStruct(tuple(m.shape), m.dtype) for k, m in stored.items()})
-        return flatten(_restore(store, step, item, targets, path))
+        restored = flatten(_restore(store, step, item, targets, path))
+    verify(path, item, restored, checksums)
+    return restored
 
 
 def _stored_layout(store: CheckpointStore, step: int, item: str, path: Path) -> dict[Key, Any]:
@@ -86,12 +94,12 @@ def _restore(store: CheckpointStore, step: int, item: str, targets: dict, path: 
         raise _damaged(path, item, err) from err
 
 
-def _damaged(path: Path, item: str, err: Exception) -> CheckpointError:
+def _damaged(path: Path, item: str, err: Exception) -> DamagedCheckpointError:
     """The error for an unreadable item, naming the array entry when tensorstore's message gives it."""
     text = str(err)
     found = re.search(r'Error reading "([^"/]+)/', text) or re.search(r"""['"]path['"]:\s*['"]([^'"/]+)/['"]""", text)
     where = f"entry '{found.group(1).replace('.', '/')}' of '{item}'" if found else f"'{item}'"
-    return CheckpointError(f"Checkpoint {path} is damaged: cannot read {where}: {_short(err)}")
+    return DamagedCheckpointError(f"Checkpoint {path} is damaged: cannot read {where}: {_short(err)}")
 
 
 def _check_layout(path: Path, stored: dict, wanted: dict, scope: list) -> None:

@@ -12,7 +12,7 @@ from typing import Any, Callable
 import jax
 import numpy as np
 
-from ..files import write_atomic
+from ..files import RunDirLock, write_atomic
 from .config import LoggerConfig
 from .enums import LogMode
 from .text_log import setup_text_log, teardown_text_log
@@ -54,6 +54,7 @@ class Logger:
         self.last_step: int | None = None
         self._finalized = False
         self._text_handler = None
+        self._lock: RunDirLock | None = None
         self._metrics_dir: str | None = None
         self._pending: collections.deque = collections.deque()  # (write, ready, time deferred), oldest first
         self._writing = False
@@ -61,6 +62,8 @@ class Logger:
         if not self.is_main_process:
             return
         self.log_dir.mkdir(parents=True, exist_ok=True)
+        self._lock = RunDirLock(self.log_dir)
+        self._lock.acquire()  # before anything is written: a second run into this directory stops here
         self._text_handler = setup_text_log(self.log_dir, config.log_file_verbosity)
         try:
             for tool_config in config.tool_configs:
@@ -197,6 +200,8 @@ class Logger:
                 LOGGER.exception("Closing %s failed.", type(tool).__name__)
         if self._text_handler is not None:
             teardown_text_log(self._text_handler)
+        if self._lock is not None:
+            self._lock.release()
         if errors:
             raise errors[0]
 

@@ -31,6 +31,7 @@ class TrainerConfig(ConfigInterface):
     accumulate_grad_batches: int = 1
     steps_per_dispatch: int = 1
     compilation_cache_dir: Optional[str] = None
+    checkpoint_on_interrupt: bool = True
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     callbacks: dict[str, CallbackInterface.cfgtype] = field(default_factory=dict)
     value_policies: dict[str, ValuePolicyInterface.cfgtype] = field(default_factory=dict)

@@ -24,7 +24,7 @@ from jax_trainer.callbacks.value_policies import ValuePolicyInterface, policy_va
 from jax_trainer.checkpoint import MODEL, Checkpointer, EpochPosition, Progress, find
 from jax_trainer.checkpoint.rundir import CONFIG_FILE, EXAMPLE_FILE, load_example_batch, read_config_dict, write_run_files
 from jax_trainer.config_errors import import_modules, parse_section
-from jax_trainer.errors import InputError
+from jax_trainer.errors import InputError, Interrupted
 from jax_trainer.logger import keys
 from jax_trainer.logger.logger import Logger
 from jax_trainer.logger.progress import EpochBar, ProgressBar
@@ -33,6 +33,7 @@ from jax_trainer.trainer import steps as S
 from jax_trainer.trainer.config import TrainerConfig, TrainerInterface
 from jax_trainer.trainer.devices import DataParallel
 from jax_trainer.trainer.epoch_report import EpochMetrics, fetch_epoch, write_epoch
+from jax_trainer.trainer.interrupts import SignalFlag
 from jax_trainer.trainer.runner import StepRunner
 from jax_trainer.trainer.runs import epoch_runs
 from jax_trainer.trainer.step_log import StepLog
@@ -74,6 +75,7 @@ class TrainerModule(TrainerInterface):
         self.lr_schedule = None
         self._epoch_bar = EpochBar(config.enable_progress_bar)
         self._resume: EpochPosition | None = None  # a restored mid-epoch position, consumed by its train epoch
+        self._signals = SignalFlag()  # SIGTERM / SIGINT received while training (interrupts.py)
 
     # ----------------------------------------------------------------- user hooks
     def batch_to_input(self, batch):
@@ -147,30 +149,32 @@ class TrainerModule(TrainerInterface):
     def train_model(self, train_loader, val_loader=None, test_loader=None, num_epochs=None, ckpt_path=None):
         """Train for ``num_epochs`` (default ``train_epochs``), validating every ``check_val_every_n_epoch``, then
         test; ``ckpt_path`` ("last", "best" or a checkpoint) resumes exactly. Returns ``{epoch: val metrics, ...,
-        "test": test metrics}``."""
+        "test": test metrics}``. SIGTERM or SIGINT stops it at the next step boundary with :class:`Interrupted`
+        after checkpointing the exact position (``checkpoint_on_interrupt``)."""
         num_epochs = num_epochs or self.config.train_epochs
         self.init_optimizer(num_epochs, _len_or_none(train_loader))
         start_epoch = self.restore_checkpoint(ckpt_path) if ckpt_path is not None else 1
         all_metrics: dict = {}
         status = "failed"
         try:
-            self.logger.log_hparams(self.full_config or self._config_dict())
-            self._run_callbacks("on_training_start")
-            for epoch_idx in range(start_epoch, num_epochs + 1):
-                if self.should_stop or self._max_steps_reached():  # checked first: a resumed run may be done
-                    break
-                self.current_epoch = epoch_idx
-                self.train_epoch(train_loader, epoch_idx)
-                if val_loader is not None and epoch_idx % self.config.check_val_every_n_epoch == 0:
-                    all_metrics[epoch_idx] = self.eval_model(val_loader, "val", epoch_idx)
-                self._save_point()  # the epoch is complete: write the checkpoints callbacks asked for
-            self.logger.write_pending()  # the last epoch's report, so its loss is on the bar drawn last
-            self._epoch_bar.close()
-            if test_loader is not None:
-                all_metrics["test"] = self.test_model(test_loader, self.current_epoch)
-            self._run_callbacks("on_training_end")
+            with self._signals:
+                self.logger.log_hparams(self.full_config or self._config_dict())
+                self._run_callbacks("on_training_start")
+                for epoch_idx in range(start_epoch, num_epochs + 1):
+                    if self.should_stop or self._max_steps_reached():  # checked first: a resumed run may be done
+                        break
+                    self.current_epoch = epoch_idx
+                    self.train_epoch(train_loader, epoch_idx)
+                    if val_loader is not None and epoch_idx % self.config.check_val_every_n_epoch == 0:
+                        all_metrics[epoch_idx] = self.eval_model(val_loader, "val", epoch_idx)
+                    self._stop_point()  # the epoch is complete: write the checkpoints callbacks asked for
+                self.logger.write_pending()  # the last epoch's report, so its loss is on the bar drawn last
+                self._epoch_bar.close()
+                if test_loader is not None:
+                    all_metrics["test"] = self.test_model(test_loader, self.current_epoch)
+                self._run_callbacks("on_training_end")
             status = "success"
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, Interrupted):
             status = "interrupted"
             raise
         finally:
@@ -201,8 +205,8 @@ class TrainerModule(TrainerInterface):
         log_every = self.config.logger.log_steps_every
         epoch_start = step_log.start_time
         for n_steps, batch in itertools.chain([first], runs):
-            if self.checkpointer.is_requested():  # asked for at the previous step: now every callback has seen it
-                self._save_point(EpochPosition.of(epoch_idx, self.global_step - first_step, carry, concats))
+            if self.checkpointer.is_requested() or self._signals.signum:  # at the previous step: all callbacks saw it
+                self._stop_point(EpochPosition.of(epoch_idx, self.global_step - first_step, carry, concats))
             carry, concat = self.runner.train(carry, n_steps, batch)
             self.logger.write_pending(wait=False)  # deferred logs whose values are ready: the device has work now
             if concat:
@@ -304,9 +308,16 @@ class TrainerModule(TrainerInterface):
         return trainer
 
     # ----------------------------------------------------------------- helpers
-    def _save_point(self, position: EpochPosition | None = None) -> None:
+    def _stop_point(self, position: EpochPosition | None = None) -> None:
+        """Between two steps (``position``) or after a complete epoch (None): write the checkpoints asked for; after
+        a signal, checkpoint this position and raise :class:`Interrupted`."""
         progress = Progress(self.global_step, self.current_epoch, self.should_stop)
         self.checkpointer.save_point(progress, self._state_tree, position)
+        if self._signals.signum:
+            saved = None
+            if self.config.checkpoint_on_interrupt:
+                saved = self.checkpointer.save_interrupted(progress, self._state_tree, position)
+            raise Interrupted(self._signals.signum, self.global_step, saved)
 
     def _state_tree(self, with_optimizer: bool) -> dict:
         if with_optimizer:
