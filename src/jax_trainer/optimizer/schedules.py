@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import optax
 from compoconf import ConfigInterface, register
 
+from jax_trainer.value_checks import check_rate
+
 from .interfaces import ScheduleInterface
 
 
@@ -39,6 +41,9 @@ def build_schedule(learning_rate: float | ConfigInterface, total_steps: int | No
 class ConstantScheduleConfig(ConfigInterface):
     value: float
 
+    def __post_init__(self):
+        check_rate("ConstantSchedule.value", self.value)
+
 
 @register
 class ConstantSchedule(ScheduleInterface):
@@ -55,6 +60,9 @@ class CosineScheduleConfig(ConfigInterface):
     init_value: float
     decay_steps: int | None = None
     alpha: float = 0.0
+
+    def __post_init__(self):
+        check_rate("CosineSchedule.init_value", self.init_value)
 
 
 @register
@@ -74,6 +82,10 @@ class LinearScheduleConfig(ConfigInterface):
     init_value: float
     end_value: float
     transition_steps: int | None = None
+
+    def __post_init__(self):
+        check_rate("LinearSchedule.init_value", self.init_value)
+        check_rate("LinearSchedule.end_value", self.end_value)
 
 
 @register
@@ -96,6 +108,10 @@ class ExponentialScheduleConfig(ConfigInterface):
     transition_begin: int = 0
     staircase: bool = False
     end_value: float | None = None
+
+    def __post_init__(self):
+        check_rate("ExponentialSchedule.init_value", self.init_value)
+        check_rate("ExponentialSchedule.end_value", self.end_value)
 
 
 @register
@@ -173,6 +189,8 @@ class WarmupCosineDecayScheduleConfig(ConfigInterface):
     end_value: float | None = None
 
     def __post_init__(self):
+        for name in ("peak_value", "init_value", "end_value"):
+            check_rate(f"WarmupCosineDecaySchedule.{name}", getattr(self, name))
         if self.warmup_steps < 0:
             raise ValueError(f"WarmupCosineDecaySchedule.warmup_steps must be >= 0, got {self.warmup_steps}")
         both_given = self.steps is not None and self.decay_steps is not None
