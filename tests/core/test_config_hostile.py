@@ -9,6 +9,7 @@ import yaml
 
 from jax_trainer.cli import main
 from jax_trainer.config import ConfigError, load_config
+from jax_trainer.yaml_strict import load_unique
 from test_config_errors import base_config, error_of, write
 
 LR = "optimizer.learning_rate"
@@ -99,3 +100,7 @@ def test_non_utf8_config_file_is_refused(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "not UTF-8 text" in err and "Traceback" not in err
     assert not (tmp_path / "run").exists()
+
+
+def test_merge_keys_may_still_be_overridden():
+    assert load_unique("base: &b {x: 1, y: 2}\nother:\n  <<: *b\n  x: 3\n")["other"] == {"x": 3, "y": 2}
