@@ -35,6 +35,8 @@ REFUSED = [
         f"{LR}.schedules.1.value",
         [">= 0"],
     ),
+    ([f"{LR}.steps=2"], f"{LR}.warmup_steps", ["(2) must be less than steps (2)"]),
+    ([f"{LR}.decay_steps=0"], f"{LR}.decay_steps", ["> 0"]),
     ([CLIP, "optimizer.transforms.clip.max_norm=-1"], "optimizer.transforms.clip.max_norm", ["> 0", "-1"]),
     ([CLIP, "optimizer.transforms.clip.max_norm=0"], "optimizer.transforms.clip.max_norm", ["> 0"]),
     ([CLIP, "optimizer.transforms.clip.max_norm=.nan"], "optimizer.transforms.clip.max_norm", ["finite"]),
@@ -104,3 +106,10 @@ def test_non_utf8_config_file_is_refused(tmp_path, capsys):
 
 def test_merge_keys_may_still_be_overridden():
     assert load_unique("base: &b {x: 1, y: 2}\nother:\n  <<: *b\n  x: 3\n")["other"] == {"x": 3, "y": 2}
+
+
+def test_warmup_longer_than_the_run_through_the_cli(tmp_path, capsys):
+    path = write(tmp_path, base_config(tmp_path / "run"))
+    assert main(["fit", str(path), f"{LR}.warmup_steps=1000"]) == 2
+    err = capsys.readouterr().err
+    assert f"{LR}.warmup_steps (1000)" in err and "Traceback" not in err

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import optax
 from compoconf import ConfigInterface, register
 
+from jax_trainer.config_errors import error_at
 from jax_trainer.value_checks import check_rate
 
 from .interfaces import ScheduleInterface
@@ -30,11 +31,19 @@ def _length(value: int | None, total_steps: int | None, field_name: str) -> int:
     return int(length)
 
 
-def build_schedule(learning_rate: float | ConfigInterface, total_steps: int | None) -> optax.Schedule:
-    """A constant schedule for a float, else the configured schedule built for ``total_steps``."""
+def build_schedule(
+    learning_rate: float | ConfigInterface, total_steps: int | None, path: str | None = None
+) -> optax.Schedule:
+    """A constant schedule for a float, else the configured schedule built for ``total_steps``. With ``path`` (the
+    config's dotted path, e.g. ``optimizer.learning_rate``), a length that does not fit is a ConfigError there."""
     if isinstance(learning_rate, (int, float)):
         return optax.constant_schedule(float(learning_rate))
-    return learning_rate.instantiate(ScheduleInterface).build(total_steps)
+    if path is None:
+        return learning_rate.instantiate(ScheduleInterface).build(total_steps)
+    try:
+        return learning_rate.instantiate(ScheduleInterface).build(total_steps)
+    except ValueError as err:
+        raise error_at(err, learning_rate, path) from err
 
 
 @dataclass
@@ -174,7 +183,7 @@ class ConcatSchedule(ScheduleInterface):
         pieces = []
         for sub_config, start, end in zip(self.config.schedules, starts, ends):
             span = end - start if end is not None and end > start else None
-            pieces.append(sub_config.instantiate(ScheduleInterface).build(span))
+            pieces.append(build_schedule(sub_config, span, f"schedules.{len(pieces)}"))
         return optax.join_schedules(pieces, boundaries=self.config.boundaries)
 
 
@@ -193,6 +202,12 @@ class WarmupCosineDecayScheduleConfig(ConfigInterface):
             check_rate(f"WarmupCosineDecaySchedule.{name}", getattr(self, name))
         if self.warmup_steps < 0:
             raise ValueError(f"WarmupCosineDecaySchedule.warmup_steps must be >= 0, got {self.warmup_steps}")
+        if self.steps is not None and self.steps <= self.warmup_steps:
+            raise ValueError(
+                f"WarmupCosineDecaySchedule.warmup_steps ({self.warmup_steps}) must be less than steps ({self.steps})"
+            )
+        if self.decay_steps is not None and self.decay_steps <= 0:
+            raise ValueError(f"WarmupCosineDecaySchedule.decay_steps must be > 0, got {self.decay_steps}")
         both_given = self.steps is not None and self.decay_steps is not None
         if both_given and self.decay_steps != self.steps - self.warmup_steps:
             raise ValueError(
@@ -228,7 +243,9 @@ class WarmupCosineDecaySchedule(ScheduleInterface):
             steps = _length(cfg.steps, total_steps, "WarmupCosineDecaySchedule.steps")
         if steps <= cfg.warmup_steps:
             raise ValueError(
-                f"WarmupCosineDecaySchedule.steps ({steps}) must exceed warmup_steps ({cfg.warmup_steps})"
+                f"WarmupCosineDecaySchedule.warmup_steps ({cfg.warmup_steps}) must be less than the schedule's length "
+                f"({steps}, the run's optimizer steps: epochs x steps per epoch, or max_steps, over "
+                "accumulate_grad_batches); lower warmup_steps or train longer"
             )
         end_value = cfg.end_value if cfg.end_value is not None else cfg.peak_value * cfg.decay_factor
         return optax.warmup_cosine_decay_schedule(
