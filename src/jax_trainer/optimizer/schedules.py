@@ -38,11 +38,12 @@ def build_schedule(
     config's dotted path, e.g. ``optimizer.learning_rate``), a length that does not fit is a ConfigError there."""
     if isinstance(learning_rate, (int, float)):
         return optax.constant_schedule(float(learning_rate))
-    if path is None:
-        return learning_rate.instantiate(ScheduleInterface).build(total_steps)
+    schedule = learning_rate.instantiate(ScheduleInterface)
     try:
-        return learning_rate.instantiate(ScheduleInterface).build(total_steps)
+        return schedule.build(total_steps)
     except ValueError as err:
+        if path is None:
+            raise
         raise error_at(err, learning_rate, path) from err
 
 
@@ -181,9 +182,9 @@ class ConcatSchedule(ScheduleInterface):
         starts = [0, *self.config.boundaries]
         ends = [*self.config.boundaries, total_steps]
         pieces = []
-        for sub_config, start, end in zip(self.config.schedules, starts, ends):
+        for i, (sub_config, start, end) in enumerate(zip(self.config.schedules, starts, ends)):
             span = end - start if end is not None and end > start else None
-            pieces.append(build_schedule(sub_config, span, f"schedules.{len(pieces)}"))
+            pieces.append(build_schedule(sub_config, span, f"schedules.{i}"))
         return optax.join_schedules(pieces, boundaries=self.config.boundaries)
 
 
@@ -244,8 +245,9 @@ class WarmupCosineDecaySchedule(ScheduleInterface):
         if steps <= cfg.warmup_steps:
             raise ValueError(
                 f"WarmupCosineDecaySchedule.warmup_steps ({cfg.warmup_steps}) must be less than the schedule's length "
-                f"({steps}, the run's optimizer steps: epochs x steps per epoch, or max_steps, over "
-                "accumulate_grad_batches); lower warmup_steps or train longer"
+                f"({steps}, left out and so taken from the run's optimizer steps: epochs x steps per epoch or "
+                "max_steps, over accumulate_grad_batches; or from its ConcatSchedule span); lower warmup_steps or "
+                "train longer"
             )
         end_value = cfg.end_value if cfg.end_value is not None else cfg.peak_value * cfg.decay_factor
         return optax.warmup_cosine_decay_schedule(
