@@ -23,4 +23,7 @@ def check_positive(name: str, value: float) -> None:
 def check_seed(name: str, value: int) -> None:
     """A random seed: 0 <= seed < 2**63, the range jax.random.PRNGKey and numpy's default_rng both accept."""
     if not 0 <= value < SEED_LIMIT:
-        raise ValueError(f"{name} must satisfy 0 <= seed < 2**63 (a 64-bit seed for jax.random.PRNGKey), got {value}")
+        raise ValueError(
+            f"{name} must satisfy 0 <= seed < 2**63 (jax.random.PRNGKey takes a signed 64-bit seed, numpy's "
+            f"generators no negative one), got {value}"
+        )
