@@ -8,6 +8,7 @@ counters and ModelCheckpoint's top-k bookkeeping.
 
 from __future__ import annotations
 
+import csv
 import gc
 import json
 import os
@@ -19,7 +20,13 @@ import numpy as np
 import pytest
 from compoconf import register
 
-from jax_trainer.callbacks import Callback, CallbackConfig, EarlyStoppingConfig, ModelCheckpointConfig
+from jax_trainer.callbacks import (
+    Callback,
+    CallbackConfig,
+    EarlyStoppingConfig,
+    LearningRateMonitorConfig,
+    ModelCheckpointConfig,
+)
 from jax_trainer.datasets import DigitsConfig, DigitsDataset
 from jax_trainer.logger.config import LoggerConfig
 from jax_trainer.logger.tools import CSVToolLoggerConfig
@@ -329,3 +336,30 @@ def test_a_missing_array_metadata_file_is_named_as_damage(mode, tmp_path):
     (checkpoint / "state" / "_METADATA").unlink()
     with pytest.raises(CheckpointError, match=r"is damaged: .*state/_METADATA\) may be missing or damaged"):
         make_trainer(mode, tmp_path / "eval", data).load_model_checkpoint(checkpoint)
+
+
+def _lr_points(log_dir) -> list[tuple[int, float]]:
+    """Every (step, value) row of LearningRateMonitor's series in metrics.csv, in file order, duplicates kept."""
+    with open(Path(log_dir, "metrics.csv"), newline="", encoding="utf-8") as handle:
+        return [(int(r["step"]), float(r["value"])) for r in csv.DictReader(handle) if r["key"] == "optimizer/lr-AdamW"]
+
+
+@pytest.mark.parametrize("every_n_train_steps,crash_step", [(None, 13), (8, 17)], ids=["epoch_end", "mid_epoch"])
+def test_lr_monitor_series_is_unchanged_by_a_resume(mode, tmp_path, every_n_train_steps, crash_step):
+    """LearningRateMonitor logs the starting rate once per run, not again at the step a resumed run starts from:
+    resumed after epoch 1 (step 11) or inside epoch 2 (step 16), the lr points equal the uninterrupted run's."""
+    data, csv_tool = splits(), CSVToolLoggerConfig()
+    callbacks = {
+        "ckpt": ModelCheckpointConfig(save_last=True, every_n_epochs=1, every_n_train_steps=every_n_train_steps),
+        "lr": LearningRateMonitorConfig(),
+    }
+    make_trainer(mode, tmp_path / "ref", data, callbacks, tools=csv_tool).train_model(data.train)
+    expected = _lr_points(tmp_path / "ref")
+    assert [step for step, _ in expected] == [0, STEPS_PER_EPOCH, 2 * STEPS_PER_EPOCH]
+    crashing = {**callbacks, "crash": CrashAtStepConfig(step=crash_step)}
+    with pytest.raises(Crash):
+        make_trainer(mode, tmp_path / "run", data, crashing, tools=csv_tool).train_model(data.train)
+    resumed = make_trainer(mode, tmp_path / "run", data, callbacks, tools=csv_tool)
+    resumed.train_model(data.train, ckpt_path="last")
+    resumed_points = _lr_points(tmp_path / "run")
+    assert resumed_points == expected, (resumed_points, expected)

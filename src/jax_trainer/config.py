@@ -26,6 +26,7 @@ from jax_trainer.datasets.interfaces import DatasetInterface
 from jax_trainer.optimizer import OptimizerInterface
 from jax_trainer.trainer.config import TrainerInterface
 from jax_trainer.tune.config import TuneConfig
+from jax_trainer.yaml_strict import load_unique
 
 __all__ = [
     "Config",
@@ -62,12 +63,18 @@ class Config:
 
 
 def read_yaml(path: str | Path) -> dict:
-    """A YAML file holding a mapping, or a ConfigError naming the file."""
+    """A UTF-8 YAML file holding a mapping without duplicate keys, or a ConfigError naming the file."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
     try:
-        data = yaml.safe_load(path.read_text())
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ConfigError(
+            f"config file {path} is not UTF-8 text (byte 0x{err.object[err.start]:02x} at offset {err.start})"
+        ) from err
+    try:
+        data = load_unique(text)
     except yaml.YAMLError as err:
         raise ConfigError(f"config file {path} is not valid YAML: {err}") from err
     if not isinstance(data, dict):

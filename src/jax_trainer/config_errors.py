@@ -291,6 +291,17 @@ def _check_dataclass(cls: type, value: Any, path: str) -> dict:
     return normalized
 
 
+def error_at(err: Exception, config: Any, path: str) -> ConfigError:
+    """A check of the config object ``config`` that failed after parsing (a schedule's length, known only when the
+    optimizer is built) as a ConfigError at ``path`` (the field its message names first); a ConfigError from a part
+    of ``config`` (its path relative to ``config``) gets ``path`` put in front."""
+    if isinstance(err, ConfigError):
+        full = _join(path, err.path)
+        message = str(err)[len(err.path) :] if err.path and str(err).startswith(err.path) else f": {err}"
+        return ConfigError(full + message, full)
+    return _attribute(err, type(config), [f.name for f in dataclasses.fields(config)], path)
+
+
 def _attribute(err: Exception, cls: type, fields: list[str], path: str) -> ConfigError:
     """A config's own check failed: put it at the field its message names first (else at the node)."""
     message = str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err)

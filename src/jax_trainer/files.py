@@ -15,9 +15,14 @@ def write_atomic(path: str | os.PathLike, text: str) -> None:
     """
     path = os.fspath(path)
     tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8", newline="") as handle:  # text is written as given
-        handle.write(text)
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", encoding="utf-8", newline="") as handle:  # text is written as given
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):  # a full disk or a signal: the old file stays, the half-written one goes
+            os.remove(tmp)
+        raise
 
 
 LOCK_FILE = ".lock"

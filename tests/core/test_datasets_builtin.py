@@ -122,6 +122,25 @@ def test_array_dataset_missing_file_names_path_and_format(tmp_path):
         ArrayDatasetConfig(data_file=str(tmp_path / "missing.npz")).instantiate(DatasetInterface)
 
 
+def test_array_dataset_garbage_or_object_npz_names_the_file(tmp_path):
+    garbage = tmp_path / "garbage.npz"
+    garbage.write_bytes(b"PK\x03\x04 this is not a zip archive")
+    objects = tmp_path / "objects.npz"
+    np.savez(objects, x_train=np.array([{"a": 1}, None], dtype=object), y_train=np.arange(2))
+    truncated = tmp_path / "truncated.npz"
+    np.savez(truncated, x_train=np.zeros((4, 2)), y_train=np.arange(4))
+    truncated.write_bytes(truncated.read_bytes()[:60])
+    single = tmp_path / "single.npz"
+    with open(single, "wb") as handle:
+        np.save(handle, np.zeros(3))
+    cases = [(garbage, "not a readable .npz"), (objects, "object array"), (truncated, "not a readable"),
+             (single, "single array")]
+    for path, fragment in cases:
+        with pytest.raises(DataError, match=fragment) as info:
+            ArrayDatasetConfig(data_file=str(path), val_size=0.5).instantiate(DatasetInterface).build()
+        assert str(path) in str(info.value)
+
+
 def _write_idx(path, array: np.ndarray, compress=False):
     codes = {np.dtype(np.uint8): 0x08, np.dtype(">i4"): 0x0C}
     header = bytes([0, 0, codes[array.dtype], array.ndim]) + np.array(array.shape, ">i4").tobytes()
@@ -210,6 +229,17 @@ def test_cifar10_missing_and_damaged_files(tmp_path):
     (tmp_path / "test_batch.bin").write_bytes(_cifar_records([0], (0, 0, 0)))
     with pytest.raises(ValueError, match="3073-byte"):
         CIFAR10Config(data_dir=str(tmp_path), val_size=0).instantiate(DatasetInterface).build()
+
+
+def test_cifar10_label_beyond_nine_names_file_and_label(tmp_path):
+    for i in range(1, 6):
+        (tmp_path / f"data_batch_{i}.bin").write_bytes(_cifar_records([1, 2], (0, 0, 0)))
+    (tmp_path / "data_batch_3.bin").write_bytes(_cifar_records([4, 200, 9], (0, 0, 0)))
+    (tmp_path / "test_batch.bin").write_bytes(_cifar_records([0], (0, 0, 0)))
+    with pytest.raises(DataError) as info:
+        CIFAR10Config(data_dir=str(tmp_path), val_size=0).instantiate(DatasetInterface).splits()
+    message = str(info.value)
+    assert str(tmp_path / "data_batch_3.bin") in message and "label 200" in message and "record 1" in message
 
 
 @pytest.mark.parametrize(("text", "expected"), [("0.1", 0.1), ("5000", 5000), ("1.0e-1", 0.1), ("0", 0)])

@@ -14,8 +14,10 @@ from jax_trainer.optimizer import (
     LinearScheduleConfig,
     ScheduleInterface,
     WarmupCosineDecayScheduleConfig,
+    build_optimizer,
     build_schedule,
 )
+from jax_trainer.config_errors import ConfigError
 
 
 def values(schedule, steps):
@@ -74,6 +76,23 @@ def test_missing_length_names_the_field():
 def test_warmup_longer_than_run_is_rejected():
     with pytest.raises(ValueError, match="warmup_steps"):
         build_schedule(WarmupCosineDecayScheduleConfig(peak_value=1.0, warmup_steps=10), total_steps=10)
+
+
+def test_warmup_longer_than_run_names_the_path_and_both_numbers():
+    config = AdamWConfig(learning_rate=WarmupCosineDecayScheduleConfig(peak_value=1.0, warmup_steps=100))
+    with pytest.raises(ConfigError) as info:
+        build_optimizer(config, total_steps=40)
+    assert info.value.path == "optimizer.learning_rate.warmup_steps"
+    assert str(info.value).startswith("optimizer.learning_rate.warmup_steps (100)") and "(40," in str(info.value)
+
+
+def test_warmup_longer_than_its_concat_piece_names_the_piece():
+    warmup = WarmupCosineDecayScheduleConfig(peak_value=1.0, warmup_steps=50)
+    config = AdamWConfig(learning_rate=ConcatScheduleConfig([ConstantScheduleConfig(0.1), warmup], boundaries=[10]))
+    with pytest.raises(ConfigError) as info:
+        build_optimizer(config, total_steps=40)
+    assert info.value.path == "optimizer.learning_rate.schedules.1.warmup_steps"
+    assert "(50)" in str(info.value) and "(30," in str(info.value)
 
 
 def test_elementary_schedules_closed_form():

@@ -13,7 +13,8 @@ from jax_trainer.optimizer import current_learning_rate
 
 @dataclass
 class LearningRateMonitorConfig(CallbackConfig):
-    """Logs at the start of training and at the end of every ``every_n_epochs``-th train epoch."""
+    """Logs at the start of a run (not again when it resumes) and at the end of every ``every_n_epochs``-th train
+    epoch."""
 
 
 @register
@@ -33,8 +34,23 @@ class LearningRateMonitor(Callback):
         name = getattr(self.trainer.optimizer_config, "class_name", "") or "optimizer"
         return f"optimizer/lr-{name}"
 
+    def __init__(self, config: LearningRateMonitorConfig, trainer=None, data_module=None):
+        """See :class:`~jax_trainer.callbacks.base.Callback`."""
+        super().__init__(config, trainer, data_module)
+        self._started = False  # the starting point is logged; checkpointed so a resumed run does not log it again
+
     def on_training_start(self) -> None:
-        self._log()
+        """The rate of the first step, once per run: a run resumed from a checkpoint (at the step it holds, whose
+        point the interrupted run already logged or, inside an epoch, never logs) does not add a point."""
+        if not self._started:
+            self._log()
+            self._started = True
+
+    def state_dict(self) -> dict:
+        return {"started": self._started}
+
+    def load_state_dict(self, state: dict) -> None:
+        self._started = bool(state.get("started", False))
 
     def on_filtered_training_epoch_end(self, train_metrics: dict, epoch_idx: int) -> None:
         self._log()

@@ -7,6 +7,9 @@ each save into a temporary directory and renames it when complete, so a step dir
 
 from __future__ import annotations
 
+import logging
+import os
+import re
 import shutil
 import threading
 from pathlib import Path
@@ -23,6 +26,22 @@ MODEL = "model"
 
 class CheckpointError(InputError):
     """A missing, damaged or incompatible checkpoint; the message names the checkpoint directory."""
+
+
+class CheckpointWriteError(OSError):
+    """A checkpoint could not be written (disk full, no permission, a read-only file system); the previous
+    checkpoints are intact. ``errno`` is the operating system's error number."""
+
+
+class _OrbaxThreadErrors(logging.Filter):
+    """Drops the error reports orbax's background save threads log (each with a traceback): the same failure reaches
+    the store as an exception and is raised once, as a :class:`CheckpointWriteError`."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.levelno >= logging.ERROR and str(record.msg).startswith("[process="))
+
+
+_ORBAX_LOG_FILTER = _OrbaxThreadErrors()
 
 
 def ocp():
@@ -91,9 +110,13 @@ class CheckpointStore:
         if not read_only:
             for trash in self.directory.glob(f"*{TRASH_SUFFIX}"):
                 shutil.rmtree(trash, ignore_errors=True)
-        self.manager = ocp().CheckpointManager(self.directory, item_handlers=handlers, options=options)
+        logging.getLogger("absl").addFilter(_ORBAX_LOG_FILTER)  # once: filters are a set
+        self._failed: CheckpointWriteError | None = None
+        self._step: int | None = None  # the step being written
         self._pending: list[int] = []
         self._cleaners: list[threading.Thread] = []
+        manager = ocp().CheckpointManager
+        self.manager = self._guarded(None, manager, self.directory, item_handlers=handlers, options=options)
 
     def save(self, step: int, state: dict, meta: dict, loop: dict | None = None) -> None:
         """Write ``step`` in the background: the state tree, its metadata and (inside an epoch) the loop arrays."""
@@ -104,7 +127,8 @@ class CheckpointStore:
         if loop:
             items[LOOP] = args.StandardSave(to_storage(loop))
         pending, self._pending = self._pending, []
-        self.manager.save(step, args=args.Composite(**items), force=True)  # first waits for the previous save
+        self._guarded(step, self.manager.save, step, args=args.Composite(**items), force=True)  # waits for the last
+        self._step = step
         for old in pending:
             self._discard(old)
 
@@ -120,7 +144,7 @@ class CheckpointStore:
 
     def wait(self) -> None:
         """Block until every save is committed and every deletion done."""
-        self.manager.wait_until_finished()
+        self._guarded(self._step, self.manager.wait_until_finished)
         pending, self._pending = self._pending, []
         for old in pending:
             self._discard(old)
@@ -129,9 +153,34 @@ class CheckpointStore:
         self._cleaners = []
 
     def close(self) -> None:
-        """Wait, then release orbax's manager (its threads)."""
-        self.wait()
-        self.manager.close()
+        """Wait, then release orbax's manager (its threads). After a failed write it removes that write's temporary
+        folder and raises nothing more (the failure was raised once already)."""
+        try:
+            self.wait()
+            self.manager.close()
+        except CheckpointWriteError:
+            if self._failed is None:
+                raise
+        finally:
+            if self._failed is not None:
+                for tmp in self.directory.glob("*.orbax-checkpoint-tmp"):
+                    shutil.rmtree(tmp, ignore_errors=True)
+
+    def _guarded(self, step: int | None, call, *args, **kwargs):
+        """``call(*args, **kwargs)``; an orbax or tensorstore failure of the file system becomes a
+        CheckpointWriteError naming the checkpoint and the cause (raised once; later calls re-raise nothing new)."""
+        try:
+            return call(*args, **kwargs)
+        except Exception as err:  # orbax and tensorstore report file-system failures as ValueError and others
+            if self._failed is not None:
+                raise self._failed from None
+            found = re.search(r"os_error_code='(\d+)'", str(err))
+            code = int(found.group(1)) if found else getattr(err, "errno", None)
+            if code is None:
+                raise
+            where = self.directory / str(step) if step is not None else self.directory
+            self._failed = CheckpointWriteError(code, f"cannot write checkpoint {where}: {os.strerror(code)}")
+            raise self._failed from err
 
     def _discard(self, step: int) -> None:
         path = self.directory / str(step)

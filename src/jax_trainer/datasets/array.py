@@ -1,5 +1,6 @@
 """Datasets from user arrays: an ``.npz`` file named in the config, or arrays passed in code."""
 
+import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,8 +52,27 @@ class ArrayDataset(InMemoryDataset):
     def _load_arrays(self) -> Mapping[str, np.ndarray]:
         if self._arrays is not None:
             return self._arrays
-        with np.load(self._path, allow_pickle=False) as npz:
-            return {key: npz[key] for key in npz.files}
+        try:
+            loaded = np.load(self._path, allow_pickle=False)
+            if not isinstance(loaded, np.lib.npyio.NpzFile):
+                raise DataError(f"ArrayDataset data_file {self._path} holds a single array; expected {_EXPECTED}")
+            with loaded as npz:
+                return {key: npz[key] for key in npz.files}
+        except DataError:
+            raise
+        except ValueError as err:
+            if "allow_pickle" not in str(err):  # a damaged member (bad header, wrong size)
+                raise DataError(f"ArrayDataset data_file {self._path} is not a readable .npz file ({err})") from err
+            # allow_pickle=False refuses object arrays: loading them would unpickle, i.e. run code
+            raise DataError(
+                f"ArrayDataset data_file {self._path} holds an object array, which is not loaded (it needs pickle); "
+                f"expected {_EXPECTED} of plain numeric arrays ({err})"
+            ) from err
+        except (OSError, EOFError, zipfile.BadZipFile) as err:
+            raise DataError(
+                f"ArrayDataset data_file {self._path} is not a readable .npz file ({type(err).__name__}: {err}); "
+                f"expected {_EXPECTED}"
+            ) from err
 
     def load_splits(self):
         arrays = self._load_arrays()

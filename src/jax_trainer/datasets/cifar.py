@@ -13,6 +13,7 @@ from jax_trainer.datasets.interfaces import DatasetConfig
 from jax_trainer.datasets.splits import random_split
 
 _RECORD = 1 + 3 * 32 * 32  # label byte, then 1024 red, 1024 green, 1024 blue bytes (row-major)
+_NUM_CLASSES = 10
 _TRAIN_FILES = [f"data_batch_{i}.bin" for i in range(1, 6)]
 _TEST_FILE = "test_batch.bin"
 CIFAR10_MEAN = np.array([0.4914, 0.4822, 0.4465], np.float32)
@@ -20,13 +21,21 @@ CIFAR10_STD = np.array([0.2023, 0.1994, 0.2010], np.float32)
 
 
 def read_cifar_bin(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """Return (images (N, 32, 32, 3) uint8, labels (N,) uint8) from one binary batch file."""
+    """Return (images (N, 32, 32, 3) uint8, labels (N,) uint8) from one binary batch file; a DataError naming the
+    file for a size that is not whole records or a label outside 0-9."""
     raw = np.fromfile(path, dtype=np.uint8)
     if raw.size == 0 or raw.size % _RECORD:
         raise DataError(f"{path}: {raw.size} bytes is not a whole number of {_RECORD}-byte CIFAR-10 records")
     records = raw.reshape(-1, _RECORD)
+    labels = records[:, 0]
+    bad = np.flatnonzero(labels >= _NUM_CLASSES)
+    if bad.size:
+        raise DataError(
+            f"{path}: record {bad[0]} has label {labels[bad[0]]}, but CIFAR-10 labels are 0-{_NUM_CLASSES - 1} "
+            f"({bad.size} such records); is this a CIFAR-100 or a damaged file?"
+        )
     images = records[:, 1:].reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
-    return images, records[:, 0]
+    return images, labels
 
 
 @dataclass

@@ -6,6 +6,7 @@ from typing import Any, Optional
 from compoconf import ConfigInterface, RegistrableConfigInterface, register_interface
 
 from jax_trainer.datasets.batch import SupervisedBatch
+from jax_trainer.value_checks import check_seed
 
 
 def check_split_size(name: str, size: float) -> None:
@@ -42,6 +43,8 @@ class DatasetConfig(ConfigInterface):
         if self.local_batch_size is not None and self.local_batch_size <= 0:
             raise ValueError(f"local_batch_size: must be positive, got {self.local_batch_size}")
         check_split_size("val_size", self.val_size)
+        check_seed("seed", self.seed)
+        check_seed("split_seed", self.split_seed)
 
 
 @dataclass

@@ -50,7 +50,7 @@ def build_optimizer(config: Any, total_steps: int | None = None, accumulate_grad
     if total_steps is not None:
         total_steps = max(1, total_steps // accumulate_grad_batches)
     optimizer = config.instantiate(OptimizerInterface)
-    learning_rate_fn = build_schedule(config.learning_rate, total_steps)
+    learning_rate_fn = build_schedule(config.learning_rate, total_steps, "optimizer.learning_rate")
     transforms = {name: cfg.instantiate(TransformInterface) for name, cfg in config.transforms.items()}
     own_decay = optimizer.weight_decay()
     _check_single_weight_decay(own_decay, transforms)

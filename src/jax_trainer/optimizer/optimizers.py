@@ -12,6 +12,8 @@ from typing import Any
 import optax
 from compoconf import ConfigInterface, register
 
+from jax_trainer.value_checks import check_rate
+
 from .interfaces import OptimizerInterface, ScheduleInterface, TransformInterface
 from .transforms import WeightDecay, WeightDecayConfig
 
@@ -21,6 +23,12 @@ def _own_weight_decay(weight_decay: float | WeightDecayConfig) -> WeightDecay | 
     if not isinstance(weight_decay, WeightDecayConfig):
         weight_decay = WeightDecayConfig(value=float(weight_decay), parameter_regex_include=None)
     return WeightDecay(weight_decay) if weight_decay.value > 0 else None
+
+
+def _check_learning_rate(config: ConfigInterface) -> None:
+    """A float ``learning_rate`` must be finite and >= 0 (a schedule config checks its own values)."""
+    if isinstance(config.learning_rate, (int, float)):
+        check_rate(f"{type(config).__name__.removesuffix('Config')}.learning_rate", config.learning_rate)
 
 
 def _decay_args(decay: WeightDecay | None) -> dict[str, Any]:
@@ -38,6 +46,9 @@ class AdamWConfig(ConfigInterface):
     nesterov: bool = False
     weight_decay: float | WeightDecayConfig = 0.0
     transforms: dict[str, TransformInterface.cfgtype] = field(default_factory=dict)
+
+    def __post_init__(self):
+        _check_learning_rate(self)
 
 
 @register
@@ -65,6 +76,9 @@ class AdamConfig(ConfigInterface):
     nesterov: bool = False
     transforms: dict[str, TransformInterface.cfgtype] = field(default_factory=dict)
 
+    def __post_init__(self):
+        _check_learning_rate(self)
+
 
 @register
 class Adam(OptimizerInterface):
@@ -83,6 +97,9 @@ class SGDConfig(ConfigInterface):
     momentum: float | None = None
     nesterov: bool = False
     transforms: dict[str, TransformInterface.cfgtype] = field(default_factory=dict)
+
+    def __post_init__(self):
+        _check_learning_rate(self)
 
 
 @register
@@ -104,6 +121,9 @@ class LambConfig(ConfigInterface):
     eps_root: float = 0.0
     weight_decay: float | WeightDecayConfig = 0.0
     transforms: dict[str, TransformInterface.cfgtype] = field(default_factory=dict)
+
+    def __post_init__(self):
+        _check_learning_rate(self)
 
 
 @register

@@ -12,6 +12,9 @@ from dataclasses import dataclass
 import optax
 from compoconf import ConfigInterface, register
 
+from jax_trainer.config_errors import error_at
+from jax_trainer.value_checks import check_rate
+
 from .interfaces import ScheduleInterface
 
 
@@ -28,16 +31,28 @@ def _length(value: int | None, total_steps: int | None, field_name: str) -> int:
     return int(length)
 
 
-def build_schedule(learning_rate: float | ConfigInterface, total_steps: int | None) -> optax.Schedule:
-    """A constant schedule for a float, else the configured schedule built for ``total_steps``."""
+def build_schedule(
+    learning_rate: float | ConfigInterface, total_steps: int | None, path: str | None = None
+) -> optax.Schedule:
+    """A constant schedule for a float, else the configured schedule built for ``total_steps``. With ``path`` (the
+    config's dotted path, e.g. ``optimizer.learning_rate``), a length that does not fit is a ConfigError there."""
     if isinstance(learning_rate, (int, float)):
         return optax.constant_schedule(float(learning_rate))
-    return learning_rate.instantiate(ScheduleInterface).build(total_steps)
+    schedule = learning_rate.instantiate(ScheduleInterface)
+    try:
+        return schedule.build(total_steps)
+    except ValueError as err:
+        if path is None:
+            raise
+        raise error_at(err, learning_rate, path) from err
 
 
 @dataclass
 class ConstantScheduleConfig(ConfigInterface):
     value: float
+
+    def __post_init__(self):
+        check_rate("ConstantSchedule.value", self.value)
 
 
 @register
@@ -55,6 +70,9 @@ class CosineScheduleConfig(ConfigInterface):
     init_value: float
     decay_steps: int | None = None
     alpha: float = 0.0
+
+    def __post_init__(self):
+        check_rate("CosineSchedule.init_value", self.init_value)
 
 
 @register
@@ -74,6 +92,10 @@ class LinearScheduleConfig(ConfigInterface):
     init_value: float
     end_value: float
     transition_steps: int | None = None
+
+    def __post_init__(self):
+        check_rate("LinearSchedule.init_value", self.init_value)
+        check_rate("LinearSchedule.end_value", self.end_value)
 
 
 @register
@@ -96,6 +118,10 @@ class ExponentialScheduleConfig(ConfigInterface):
     transition_begin: int = 0
     staircase: bool = False
     end_value: float | None = None
+
+    def __post_init__(self):
+        check_rate("ExponentialSchedule.init_value", self.init_value)
+        check_rate("ExponentialSchedule.end_value", self.end_value)
 
 
 @register
@@ -156,9 +182,9 @@ class ConcatSchedule(ScheduleInterface):
         starts = [0, *self.config.boundaries]
         ends = [*self.config.boundaries, total_steps]
         pieces = []
-        for sub_config, start, end in zip(self.config.schedules, starts, ends):
+        for i, (sub_config, start, end) in enumerate(zip(self.config.schedules, starts, ends)):
             span = end - start if end is not None and end > start else None
-            pieces.append(sub_config.instantiate(ScheduleInterface).build(span))
+            pieces.append(build_schedule(sub_config, span, f"schedules.{i}"))
         return optax.join_schedules(pieces, boundaries=self.config.boundaries)
 
 
@@ -173,8 +199,16 @@ class WarmupCosineDecayScheduleConfig(ConfigInterface):
     end_value: float | None = None
 
     def __post_init__(self):
+        for name in ("peak_value", "init_value", "end_value"):
+            check_rate(f"WarmupCosineDecaySchedule.{name}", getattr(self, name))
         if self.warmup_steps < 0:
             raise ValueError(f"WarmupCosineDecaySchedule.warmup_steps must be >= 0, got {self.warmup_steps}")
+        if self.steps is not None and self.steps <= self.warmup_steps:
+            raise ValueError(
+                f"WarmupCosineDecaySchedule.warmup_steps ({self.warmup_steps}) must be less than steps ({self.steps})"
+            )
+        if self.decay_steps is not None and self.decay_steps <= 0:
+            raise ValueError(f"WarmupCosineDecaySchedule.decay_steps must be > 0, got {self.decay_steps}")
         both_given = self.steps is not None and self.decay_steps is not None
         if both_given and self.decay_steps != self.steps - self.warmup_steps:
             raise ValueError(
@@ -210,7 +244,10 @@ class WarmupCosineDecaySchedule(ScheduleInterface):
             steps = _length(cfg.steps, total_steps, "WarmupCosineDecaySchedule.steps")
         if steps <= cfg.warmup_steps:
             raise ValueError(
-                f"WarmupCosineDecaySchedule.steps ({steps}) must exceed warmup_steps ({cfg.warmup_steps})"
+                f"WarmupCosineDecaySchedule.warmup_steps ({cfg.warmup_steps}) must be less than the schedule's length "
+                f"({steps}, left out and so taken from the run's optimizer steps: epochs x steps per epoch or "
+                "max_steps, over accumulate_grad_batches; or from its ConcatSchedule span); lower warmup_steps or "
+                "train longer"
             )
         end_value = cfg.end_value if cfg.end_value is not None else cfg.peak_value * cfg.decay_factor
         return optax.warmup_cosine_decay_schedule(

@@ -14,6 +14,8 @@ import jax
 import optax
 from compoconf import ConfigInterface, register
 
+from jax_trainer.value_checks import check_positive
+
 from .interfaces import TransformInterface
 from .paths import param_path
 
@@ -89,6 +91,9 @@ class GradClipNormConfig(ConfigInterface):
     max_norm: float
     before_optimizer: bool = True
 
+    def __post_init__(self):
+        check_positive("GradClipNorm.max_norm", self.max_norm)
+
 
 @register
 class GradClipNorm(TransformInterface):
@@ -104,6 +109,9 @@ class GradClipNorm(TransformInterface):
 class GradClipValueConfig(ConfigInterface):
     max_delta: float
     before_optimizer: bool = True
+
+    def __post_init__(self):
+        check_positive("GradClipValue.max_delta", self.max_delta)
 
 
 @register

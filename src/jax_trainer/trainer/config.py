@@ -10,6 +10,7 @@ from compoconf import ConfigInterface, RegistrableConfigInterface, register_inte
 from jax_trainer.callbacks.base import CallbackInterface
 from jax_trainer.callbacks.value_policies import ValuePolicyInterface, check_policy_names
 from jax_trainer.logger.config import LoggerConfig
+from jax_trainer.value_checks import check_seed
 
 
 @register_interface
@@ -42,4 +43,5 @@ class TrainerConfig(ConfigInterface):
                 raise ValueError(f"trainer.{name} must be >= 1, got {getattr(self, name)}.")
         if self.max_steps is not None and self.max_steps < 1:
             raise ValueError(f"trainer.max_steps must be >= 1 or null, got {self.max_steps}.")
+        check_seed("trainer.seed", self.seed)
         check_policy_names(self.value_policies)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import itertools
+import logging
 import time
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,7 @@ from jax_trainer.trainer.runs import epoch_runs
 from jax_trainer.trainer.step_log import StepLog
 
 HOOK_NAMES = {"val": "validation", "test": "test"}
+LOGGER = logging.getLogger("jax_trainer")
 
 
 class TrainerModule(TrainerInterface):
@@ -367,19 +369,21 @@ class TrainerModule(TrainerInterface):
             getattr(callback, hook)(*args)
 
     def _finalize(self, status: str) -> None:
+        """Callbacks' ``finalize``, then every save on disk, then the logs closed, each whatever the others do. After a
+        failure (already propagating) their own errors are logged in one line each, not raised over it."""
         self._epoch_bar.close()
         errors = []
-        for callback in self.callbacks:
+        steps = [functools.partial(cb.finalize, status) for cb in self.callbacks]
+        steps += [self.checkpointer.close, functools.partial(self.logger.finalize, status)]
+        for step in steps:
             try:
-                callback.finalize(status)
+                step()
             except Exception as err:  # a failing finalizer must not hide the others or the log flush
                 errors.append(err)
-        try:
-            self.checkpointer.close()  # whoever asked for saves, they are on disk before the run returns
-        finally:
-            self.logger.finalize(status)
         if errors and status == "success":
             raise errors[0]
+        for err in errors:
+            LOGGER.error("While stopping the %s run: %s: %s", status, type(err).__name__, err)
 
 
 def _resumed(resume: EpochPosition, fresh: S.Carry) -> S.Carry:

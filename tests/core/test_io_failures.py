@@ -1,0 +1,47 @@
+"""A full disk during a run: one error line naming the checkpoint and the cause, exit code 74, the last good
+checkpoint intact and readable, no temporary files of ours left. The disk is a 2 MB tmpfs (root only; skipped
+where mounting is not allowed)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from jax_trainer.checkpoint import committed_steps
+from jax_trainer.checkpoint.reading import read_meta, restore_raw
+from jax_trainer.checkpoint.store import STATE
+
+EXAMPLE = Path(__file__).parents[2] / "examples" / "digits_mlp.yaml"
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)], capture_output=True).returncode:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_a_full_disk_ends_with_one_line_and_the_last_checkpoint_intact(small_disk):
+    run = small_disk / "run"
+    args = [sys.executable, "-m", "jax_trainer", "fit", str(EXAMPLE), f"trainer.logger.log_dir={run}"]
+    proc = subprocess.run([*args, "trainer.train_epochs=8", "trainer.enable_progress_bar=false"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 74, proc.stderr[-3000:]
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("jax-trainer fit: I/O error: [Errno 28] cannot write checkpoint ") and "No space left" in last
+    assert "ERROR:absl" not in proc.stderr  # orbax's thread reports are not repeated
+    steps = committed_steps(run / "checkpoints")
+    assert steps, "the checkpoint written before the disk filled up"
+    newest = run / "checkpoints" / str(steps[-1])
+    sums = read_meta(newest)["checksums"][STATE]
+    restore_raw(newest, STATE, checksums=sums)  # whole, and equal to what was saved
+    leftovers = [p for p in run.rglob("*") if p.name.endswith((".orbax-checkpoint-tmp", ".tmp"))]
+    assert leftovers == []
