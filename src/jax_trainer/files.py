@@ -1,10 +1,22 @@
 """Files a run writes while it runs: replaced whole, so a reader (or a crash) never sees half of one; and the lock
 that keeps one run per run directory."""
 
+import contextlib
 import fcntl
 import os
 
 from jax_trainer.errors import InputError
+
+
+@contextlib.contextmanager
+def naming(path: str | os.PathLike):
+    """Inside it, an OSError names ``path`` (a failed write to an open file reports only the cause)."""
+    try:
+        yield
+    except OSError as err:
+        if err.filename is None and err.errno is not None:
+            raise OSError(err.errno, err.strerror or str(err), os.fspath(path)) from err
+        raise
 
 
 def write_atomic(path: str | os.PathLike, text: str) -> None:
@@ -16,7 +28,7 @@ def write_atomic(path: str | os.PathLike, text: str) -> None:
     path = os.fspath(path)
     tmp = path + ".tmp"
     try:
-        with open(tmp, "w", encoding="utf-8", newline="") as handle:  # text is written as given
+        with naming(path), open(tmp, "w", encoding="utf-8", newline="") as handle:  # text is written as given
             handle.write(text)
         os.replace(tmp, path)
     except BaseException:

@@ -35,8 +35,10 @@ def test_a_full_disk_ends_with_one_line_and_the_last_checkpoint_intact(small_dis
     proc = subprocess.run([*args, "trainer.train_epochs=8", "trainer.enable_progress_bar=false"],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 74, proc.stderr[-3000:]
-    last = proc.stderr.strip().splitlines()[-1]
-    assert last.startswith("jax-trainer fit: I/O error: [Errno 28] cannot write checkpoint ") and "No space left" in last
+    ours = [line for line in proc.stderr.splitlines() if line.startswith("jax-trainer")]
+    assert len(ours) == 1, ours
+    assert ours[0].startswith("jax-trainer fit: I/O error: [Errno 28] ") and "No space left" in ours[0], ours
+    assert str(run) in ours[0]  # the checkpoint or log file that could not be written
     assert "ERROR:absl" not in proc.stderr  # orbax's thread reports are not repeated
     steps = committed_steps(run / "checkpoints")
     assert steps, "the checkpoint written before the disk filled up"

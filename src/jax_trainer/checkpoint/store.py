@@ -153,15 +153,20 @@ class CheckpointStore:
         self._cleaners = []
 
     def close(self) -> None:
-        """Wait, then release orbax's manager (its threads). After a failed write it removes that write's temporary
-        folder and raises nothing more (the failure was raised once already)."""
+        """Wait, then release orbax's manager (its threads). A write failure already raised is not raised again; after
+        one the write's temporary folder is removed."""
+        failed_before = self._failed is not None
         try:
             self.wait()
-            self.manager.close()
         except CheckpointWriteError:
-            if self._failed is None:
+            if not failed_before:
                 raise
         finally:
+            try:
+                self.manager.close()
+            except Exception:  # after a failed write orbax's manager re-raises it while closing
+                if self._failed is None:
+                    raise
             if self._failed is not None:
                 for tmp in self.directory.glob("*.orbax-checkpoint-tmp"):
                     shutil.rmtree(tmp, ignore_errors=True)

@@ -15,6 +15,8 @@ import time
 from tensorboard.compat.proto import event_pb2
 from tensorboard.summary.writer.record_writer import RecordWriter
 
+from jax_trainer.files import naming
+
 _file_ids = itertools.count()
 _BUFFER_BYTES = 1 << 20
 
@@ -34,14 +36,17 @@ class EventFile:
         self.flush()
 
     def write(self, event: event_pb2.Event) -> None:
-        self._records.write(event.SerializeToString())
+        with naming(self.path):
+            self._records.write(event.SerializeToString())
         if time.monotonic() - self._last_flush >= self.flush_secs:
             self.flush()
 
     def flush(self) -> None:
-        self._file.flush()
+        with naming(self.path):
+            self._file.flush()
         self._last_flush = time.monotonic()
 
     def close(self) -> None:
         if not self._file.closed:
-            self._file.close()
+            with naming(self.path):
+                self._file.close()
