@@ -4,7 +4,8 @@ capture and restore, retention and the run directory's rebuild files. Imports no
 from jax_trainer.checkpoint.checkpointer import Checkpointer, Restored, find, resolve
 from jax_trainer.checkpoint.policy import CheckpointPolicy
 from jax_trainer.checkpoint.run_state import EpochPosition, Progress
-from jax_trainer.checkpoint.store import MODEL, CheckpointError, checkpoint_dir, committed_steps
+from jax_trainer.checkpoint.errors import CheckpointError
+from jax_trainer.checkpoint.store import MODEL, checkpoint_dir, committed_steps
 
 __all__ = [
     "MODEL",

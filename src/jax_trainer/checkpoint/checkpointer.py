@@ -18,7 +18,7 @@ import logging
 from pathlib import Path
 from typing import Any, Callable, NamedTuple
 
-from jax_trainer.checkpoint.integrity import DamagedCheckpointError, checksums
+from jax_trainer.checkpoint.errors import CheckpointError, DamagedCheckpointError
 from jax_trainer.checkpoint.policy import CheckpointPolicy
 from jax_trainer.checkpoint.reading import read_meta, restore_raw, restore_tree
 from jax_trainer.checkpoint.run_state import (
@@ -36,7 +36,6 @@ from jax_trainer.checkpoint.store import (
     LOOP,
     MODEL,
     STATE,
-    CheckpointError,
     CheckpointStore,
     checkpoint_dir,
     committed_steps,
@@ -180,7 +179,6 @@ class Checkpointer:
     def _write(self, progress, tree: dict, position, with_optimizer: bool, interrupted: bool = False) -> None:
         entries = {**self._meta_entries(), "interrupted": interrupted}
         meta, loop = build_meta(progress, position, with_optimizer, entries)
-        meta["checksums"] = {STATE: checksums(tree), **({LOOP: checksums(loop)} if loop else {})}
         self._store.save(progress.step, tree, meta, loop)
         self._written = progress.step
         if self._superseded is not None:  # the interrupted run's checkpoint goes once this one is committed

@@ -13,12 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from jax_trainer.checkpoint.store import CheckpointError
+from jax_trainer.checkpoint.errors import DamagedCheckpointError
 from jax_trainer.checkpoint.trees import Key, flatten, name
-
-
-class DamagedCheckpointError(CheckpointError):
-    """A checkpoint whose files cannot be read or whose values differ from what was saved."""
 
 
 def checksums(tree) -> dict[str, str]:

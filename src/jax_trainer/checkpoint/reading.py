@@ -15,8 +15,9 @@ from typing import Any
 import jax
 import numpy as np
 
-from jax_trainer.checkpoint.integrity import DamagedCheckpointError, verify
-from jax_trainer.checkpoint.store import META, CheckpointError, CheckpointStore, ocp
+from jax_trainer.checkpoint.errors import CheckpointError, DamagedCheckpointError
+from jax_trainer.checkpoint.integrity import verify
+from jax_trainer.checkpoint.store import META, CheckpointStore, ocp
 from jax_trainer.checkpoint.trees import Key, flatten, from_storage, name, nest, subtree
 
 

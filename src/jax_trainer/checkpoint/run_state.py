@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 import jax.numpy as jnp
 import numpy as np
 
-from jax_trainer.checkpoint.store import CheckpointError
+from jax_trainer.checkpoint.errors import CheckpointError
 from jax_trainer.checkpoint.trees import flatten, from_storage, name
 
 FORMAT_VERSION = 2

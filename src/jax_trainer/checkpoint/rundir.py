@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from jax_trainer.checkpoint.store import CheckpointError
+from jax_trainer.checkpoint.errors import CheckpointError
 from jax_trainer.datasets.batch import SupervisedBatch
 
 CONFIG_FILE = "config.yaml"

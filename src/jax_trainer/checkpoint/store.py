@@ -14,23 +14,15 @@ import shutil
 import threading
 from pathlib import Path
 
+from jax_trainer.checkpoint.errors import CheckpointError, CheckpointWriteError
+from jax_trainer.checkpoint.integrity import checksums
 from jax_trainer.checkpoint.trees import to_storage
-from jax_trainer.errors import InputError
 
 CHECKPOINT_DIR = "checkpoints"
 STATE, LOOP, META = "state", "loop", "meta"
 TRASH_SUFFIX = ".deleting"
 MODEL = "model"
 """The key under which every backend's state tree holds the model (weights, mutable collections)."""
-
-
-class CheckpointError(InputError):
-    """A missing, damaged or incompatible checkpoint; the message names the checkpoint directory."""
-
-
-class CheckpointWriteError(OSError):
-    """A checkpoint could not be written (disk full, no permission, a read-only file system); the previous
-    checkpoints are intact. ``errno`` is the operating system's error number."""
 
 
 class _OrbaxThreadErrors(logging.Filter):
@@ -119,7 +111,9 @@ class CheckpointStore:
         self.manager = self._guarded(None, manager, self.directory, item_handlers=handlers, options=options)
 
     def save(self, step: int, state: dict, meta: dict, loop: dict | None = None) -> None:
-        """Write ``step`` in the background: the state tree, its metadata and (inside an epoch) the loop arrays."""
+        """Write ``step`` in the background: the state tree, its metadata and (inside an epoch) the loop arrays; the
+        metadata gets the checksum of every array (``integrity.py``), verified when the step is read back."""
+        meta = {**meta, "checksums": {STATE: checksums(state), **({LOOP: checksums(loop)} if loop else {})}}
         if (self.directory / str(step)).exists():  # a step re-reached after a resume replaces the old one
             self.remove(step)
         args = ocp().args
