@@ -9,6 +9,7 @@ against the model interface of the backend ``trainer.model_mode`` names, so a ba
 from __future__ import annotations
 
 import dataclasses
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Optional
@@ -125,7 +126,8 @@ def _override_value(raw: str) -> Any:
 
 def parse(data: dict) -> Config:
     """Strictly parse a config mapping: check it field by field, then let compoconf build it; ``model`` last,
-    against the model interface of ``trainer.model_mode``'s backend."""
+    against the model interface of ``trainer.model_mode``'s backend. A top-level ``seed`` (the original
+    jax_trainer's) seeds ``trainer.seed`` and ``dataset.seed`` where those are not given."""
     import_modules(data.get("imports") or [])
     if "model" not in data:
         raise ConfigError("missing required field 'model'", "model")
@@ -133,11 +135,28 @@ def parse(data: dict) -> Config:
     mode = getattr(config.trainer, "model_mode", None)
     if mode is None:
         raise ConfigError("the trainer config has no model_mode: it must be a TrainerConfig", "trainer")
-    return dataclasses.replace(config, model=parse_model_config(mode, data["model"]))
+    config = dataclasses.replace(config, model=parse_model_config(mode, data["model"]))
+    return _with_top_level_seed(config, data)
+
+
+def _with_top_level_seed(config: Config, data: dict) -> Config:
+    """``config`` with the top-level seed in the trainer's and the dataset's ``seed`` where the file gives none."""
+    if "seed" not in data:
+        return config
+    seeded = {}
+    for section in ("trainer", "dataset"):
+        part, raw = getattr(config, section), data.get(section)
+        if isinstance(raw, dict) and "seed" not in raw and any(f.name == "seed" for f in dataclasses.fields(part)):
+            seeded[section] = dataclasses.replace(part, seed=config.seed)
+    return dataclasses.replace(config, **seeded)
 
 
 def load_config(path: str | Path, overrides: Iterable[str] = ()) -> Config:
-    """Read, override and parse a config file; errors name the file or the override they came from."""
+    """Read, override and parse a config file; errors name the file or the override they came from. ``imports:``
+    resolve from the config file's folder first, then from the usual module path."""
+    config_dir = str(Path(path).resolve().parent)
+    if config_dir not in sys.path:
+        sys.path.insert(0, config_dir)
     overrides = list(overrides)
     data = apply_overrides(read_yaml(path), overrides)
     try:

@@ -20,14 +20,33 @@ class CallbackConfig(ConfigInterface):
     every_n_epochs: int = 1
 
 
+LIGHTNING_NAMES = {
+    "on_train_start": "on_training_start",
+    "on_train_end": "on_training_end",
+    "on_train_epoch_start": "on_training_epoch_start",
+    "on_train_epoch_end": "on_training_epoch_end",
+    "on_train_batch_end": "on_train_step_end",
+}
+"""Lightning's hook names, accepted as other names of the same hook points (same arguments as ours)."""
+
+
 class Callback(CallbackInterface):
     """Base class. Override the hooks you need; ``on_filtered_*`` run every ``every_n_epochs`` epochs.
 
-    ``on_train_step_end`` is only called for callbacks that override it, so an idle callback costs
-    nothing per step; an override must not fetch device values unless it needs them.
+    Hook names are the original jax_trainer's (``on_training_epoch_end``); Lightning's (``on_train_epoch_end``,
+    see :data:`LIGHTNING_NAMES`) name the same hook points. ``on_train_step_end`` is only called for callbacks that
+    override it, so an idle callback costs nothing per step; an override must not fetch device values unless it
+    needs them.
     """
 
     config: CallbackConfig
+
+    def __init_subclass__(cls, **kwargs):
+        """A hook defined under Lightning's name becomes the hook of that point (unless ours is defined too)."""
+        super().__init_subclass__(**kwargs)
+        for lightning, own in LIGHTNING_NAMES.items():
+            if lightning in cls.__dict__ and own not in cls.__dict__:
+                setattr(cls, own, cls.__dict__[lightning])
 
     def __init__(self, config: CallbackConfig, trainer=None, data_module: Any = None):
         """``trainer``: the trainer whose hooks call this callback. ``data_module`` is accepted so callbacks written

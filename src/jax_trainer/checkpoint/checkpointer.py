@@ -26,6 +26,7 @@ from jax_trainer.checkpoint.run_state import (
     Progress,
     build_meta,
     check_format,
+    config_changes,
     config_hash,
     library_versions,
     read_position,
@@ -121,7 +122,7 @@ class Checkpointer:
         write_run_files: Callable[[], None],
     ):
         self.log_dir, self.directory = Path(log_dir), checkpoint_dir(log_dir)
-        self.backend_name, self.config_hash = backend_name, config_hash(full_config)
+        self.backend_name, self.full_config, self.config_hash = backend_name, full_config, config_hash(full_config)
         self.callbacks, self.logger = callbacks, logger
         self._write_run_files = write_run_files
         self._requests: list[CheckpointPolicy] = []
@@ -276,6 +277,7 @@ class Checkpointer:
             "callbacks": {name: strict_json(f"callback '{name}'", cb.state_dict()) for name, cb in callbacks.items()},
             "logger": strict_json("the logger", self.logger.state_dict()),
             "config_hash": self.config_hash,
+            "config": strict_json("the config", self.full_config),
             "versions": library_versions(),
         }
 
@@ -292,7 +294,8 @@ class Checkpointer:
                 f"{self.backend_name}; convert it with `jax-trainer migrate` (jax_trainer.migrate)."
             )
         if meta.get("config_hash") and self.config_hash and meta["config_hash"] != self.config_hash:
-            LOGGER.warning("Checkpoint %s was written with a different config than this run's.", path)
+            changes = config_changes(meta.get("config"), self.full_config)
+            LOGGER.warning("Checkpoint %s was written with a different config: %s.", path, changes or "(not recorded)")
         return meta
 
     def _load_states(self, meta: dict, path: Path) -> None:

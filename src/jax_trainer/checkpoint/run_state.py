@@ -122,6 +122,24 @@ def config_hash(full_config: dict | None) -> str | None:
     return hashlib.sha256(json.dumps(full_config, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+def config_changes(old: dict | None, new: dict | None, limit: int = 6) -> str:
+    """What differs between two resolved configs, as ``trainer.train_epochs: 3 -> 5; ...`` (empty if unknown)."""
+    if not isinstance(old, dict) or not isinstance(new, dict):
+        return ""
+    found: list[str] = []
+
+    def walk(a, b, path: str) -> None:
+        if isinstance(a, dict) and isinstance(b, dict):
+            for key in sorted(set(a) | set(b), key=str):
+                walk(a.get(key, "<absent>"), b.get(key, "<absent>"), f"{path}.{key}" if path else str(key))
+        elif json.dumps(a, sort_keys=True, default=str) != json.dumps(b, sort_keys=True, default=str):
+            found.append(f"{path}: {a!r} -> {b!r}")
+
+    walk(old, new, "")
+    more = f"; and {len(found) - limit} more" if len(found) > limit else ""
+    return "; ".join(found[:limit]) + more
+
+
 def library_versions() -> dict[str, str]:
     """Versions of the libraries that shape a checkpoint, recorded in its metadata."""
     found = {}
