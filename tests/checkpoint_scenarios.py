@@ -12,11 +12,13 @@ import csv
 import gc
 import json
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 import jax
 import numpy as np
+import orbax.checkpoint as ocp
 import pytest
 from compoconf import register
 
@@ -33,6 +35,9 @@ from jax_trainer.logger.tools import CSVToolLoggerConfig
 from jax_trainer.optimizer import AdamWConfig, WarmupCosineDecayScheduleConfig
 from jax_trainer.trainer import ImgClassifierTrainer, ImgClassifierTrainerConfig, TrainerModule
 from jax_trainer.checkpoint import CheckpointError, committed_steps
+from jax_trainer.checkpoint.reading import restore_raw
+from jax_trainer.checkpoint.store import STATE
+from jax_trainer.checkpoint.trees import nest
 from jax_trainer.zoo.configs import MLPClassifierConfig
 from logging_scenarios import read_csv
 
@@ -272,21 +277,26 @@ def _state_arrays(trainer) -> dict:
 
 
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # orbax's aborted read coroutines
-def test_flipped_bytes_are_caught_and_last_falls_back_to_an_intact_checkpoint(mode, tmp_path, caplog):
-    """16 bytes flipped in the middle of an array file load silently without checksums; with them the checkpoint
-    is named damaged, and ``last`` resumes from the newest intact one (the damaged one is moved aside, not lost)."""
+def test_altered_values_are_caught_and_last_falls_back_to_an_intact_checkpoint(mode, tmp_path, caplog):
+    """A checkpoint whose array files were rewritten with one value altered reads back cleanly; only the checksums
+    recorded at save time catch it: the checkpoint is named damaged, and ``last`` resumes from the newest intact one
+    (the damaged one is moved aside, not lost)."""
     data = splits()
     callbacks = {"ckpt": ModelCheckpointConfig(save_top_k=-1, every_n_epochs=1)}
     reference = make_trainer(mode, tmp_path / "run", data, callbacks, epochs=2)
     reference.train_model(data.train)
     newest = tmp_path / "run" / "checkpoints" / str(2 * STEPS_PER_EPOCH)
-    target = _largest_array_file(newest)
-    raw = bytearray(target.read_bytes())
-    middle = len(raw) // 2
-    raw[middle : middle + 16] = bytes(b ^ 0xFF for b in raw[middle : middle + 16])
-    target.write_bytes(bytes(raw))
-
-    with pytest.raises(CheckpointError, match=rf"Checkpoint {newest} is damaged: entry '[\w/]+' of 'state' differs"):
+    stored = restore_raw(newest, STATE)
+    name = max(stored, key=lambda key: stored[key].size)
+    stored[name] = np.array(stored[name])
+    stored[name].reshape(-1)[7] += 1.0  # one value altered; the files are rewritten whole and read back cleanly
+    rewriter = ocp.StandardCheckpointer()
+    rewriter.save(tmp_path / "state_rewritten", nest(stored))
+    rewriter.wait_until_finished()
+    shutil.rmtree(newest / "state")
+    (tmp_path / "state_rewritten").rename(newest / "state")
+    entry = "/".join(name)
+    with pytest.raises(CheckpointError, match=rf"Checkpoint {newest} is damaged: entry '{entry}' of 'state' differs"):
         make_trainer(mode, tmp_path / "eval", data).load_model_checkpoint(newest)
     resumed = make_trainer(mode, tmp_path / "run", data, callbacks, epochs=2)
     with caplog.at_level("WARNING", logger="jax_trainer"):

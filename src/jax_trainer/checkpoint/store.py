@@ -26,11 +26,22 @@ MODEL = "model"
 
 
 class _OrbaxThreadErrors(logging.Filter):
-    """Drops the error reports orbax's background save threads log (each with a traceback): the same failure reaches
-    the store as an exception and is raised once, as a :class:`CheckpointWriteError`."""
+    """Drops the error reports orbax logs about a store's own checkpoints (each with a traceback), from its save
+    threads or from inside a store call: the same failure reaches the store as an exception and is raised once (as
+    a CheckpointWriteError, or as it is). Errors about anything else pass."""
+
+    def __init__(self):
+        super().__init__()
+        self.directories: set[str] = set()
+        self.threads: set[int] = set()  # threads inside a store call: its failure is raised to the caller
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not (record.levelno >= logging.ERROR and str(record.msg).startswith("[process="))
+        if record.levelno < logging.ERROR:
+            return True
+        if record.thread in self.threads or str(record.msg).startswith("[process="):  # orbax's thread reports
+            return False
+        text = record.getMessage()
+        return not any(directory in text for directory in self.directories)
 
 
 _ORBAX_LOG_FILTER = _OrbaxThreadErrors()
@@ -103,6 +114,7 @@ class CheckpointStore:
             for trash in self.directory.glob(f"*{TRASH_SUFFIX}"):
                 shutil.rmtree(trash, ignore_errors=True)
         logging.getLogger("absl").addFilter(_ORBAX_LOG_FILTER)  # once: filters are a set
+        _ORBAX_LOG_FILTER.directories.add(str(self.directory))
         self._failed: CheckpointWriteError | None = None
         self._step: int | None = None  # the step being written
         self._pending: list[int] = []
@@ -168,6 +180,8 @@ class CheckpointStore:
     def _guarded(self, step: int | None, call, *args, **kwargs):
         """``call(*args, **kwargs)``; an orbax or tensorstore failure of the file system becomes a
         CheckpointWriteError naming the checkpoint and the cause (raised once; later calls re-raise nothing new)."""
+        thread = threading.get_ident()
+        _ORBAX_LOG_FILTER.threads.add(thread)
         try:
             return call(*args, **kwargs)
         except Exception as err:  # orbax and tensorstore report file-system failures as ValueError and others
@@ -180,6 +194,8 @@ class CheckpointStore:
             where = self.directory / str(step) if step is not None else self.directory
             self._failed = CheckpointWriteError(code, f"cannot write checkpoint {where}: {os.strerror(code)}")
             raise self._failed from err
+        finally:
+            _ORBAX_LOG_FILTER.threads.discard(thread)
 
     def _discard(self, step: int) -> None:
         path = self.directory / str(step)
