@@ -129,6 +129,30 @@ def _tune(args) -> int:
     return command.run(args)
 
 
+def _predict_arguments(parser: argparse.ArgumentParser) -> None:
+    _add_config_arguments(parser, ckpt_required=True)
+    parser.add_argument("--split", choices=("test", "val", "train"), default="test", help="which split (default test)")
+    parser.add_argument("--out", required=True, metavar="FILE.npz", help="where to write outputs (and targets)")
+
+
+def _predict(args) -> int:
+    from jax_trainer import run
+
+    config = _load(args)
+    if config is not None:
+        print(run.predict(config, args.ckpt_path, args.split, args.out))
+    return 0
+
+
+def _summary(args) -> int:
+    from jax_trainer import run
+
+    config = _load(args)
+    if config is not None:
+        print(run.summary(config))
+    return 0
+
+
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {
     "fit": ("train from a YAML config", lambda p: _add_config_arguments(p, ckpt_required=False), _fit),
     "validate": (
@@ -140,6 +164,12 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callab
         "evaluate a checkpoint on the test split",
         lambda p: _add_config_arguments(p, ckpt_required=True),
         _evaluate("test"),
+    ),
+    "predict": ("write a checkpoint's outputs on a split to an .npz file", _predict_arguments, _predict),
+    "summary": (
+        "the model's parameters by path, counts, bytes per device",
+        lambda p: _add_config_arguments(p, ckpt_required=False),
+        _summary,
     ),
     "bench": ("steps/s of the trainer (linen, nnx) against hand-written jax.jit loops", _bench_arguments, _bench),
     "migrate": ("convert a linen run's checkpoint for an nnx model, check parity", _migrate_arguments, _migrate),

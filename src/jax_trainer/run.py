@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
+import tempfile
+from pathlib import Path
+
+import jax
+import numpy as np
+
 from jax_trainer.checkpoint.rundir import write_run_files
 from jax_trainer.checkpoint.store import locate
 from jax_trainer.config import Config, ConfigError, to_dict
 from jax_trainer.datasets.interfaces import DatasetInterface
 from jax_trainer.trainer.config import TrainerInterface
+from jax_trainer.trainer.summary import model_summary
 
 
 def build_data(config: Config):
@@ -59,3 +67,50 @@ def evaluate(config: Config, mode: str, ckpt_path: str | None) -> dict:
         return metrics
     finally:
         trainer.logger.finalize(status)
+
+
+def predict(config: Config, ckpt_path: str | None, split: str, out: str | Path) -> Path:
+    """``jax-trainer predict``: the outputs of ``ckpt_path``'s weights on one split, written to ``out`` (``.npz``:
+    ``outputs``, and ``targets`` when the batches carry them)."""
+    from jax_trainer.trainer.predict import targets  # pylint: disable=import-outside-toplevel
+
+    dataset, splits = build_data(config)
+    loader = getattr(splits, split)
+    if loader is None:
+        raise ConfigError(f"{config.dataset.class_name} provides no {split} split", "dataset")
+    trainer = build_trainer(config, dataset.example_batch(), write_run_dir=False)
+    status = "failed"
+    try:
+        if ckpt_path is not None:
+            trainer.load_model_checkpoint(ckpt_path)
+        outputs = trainer.predict(loader)
+        arrays = {"outputs": outputs} if isinstance(outputs, np.ndarray) else _named("outputs", outputs)
+        found = targets(loader)
+        if found is not None:
+            arrays["targets"] = found
+        out = Path(out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(out, **arrays)
+        status = "success"
+        return out
+    finally:
+        trainer.logger.finalize(status)
+
+
+def summary(config: Config) -> str:
+    """``jax-trainer summary``: the model summary (parameters, optimizer state) without touching the run directory."""
+    with tempfile.TemporaryDirectory() as scratch:
+        logger = dataclasses.replace(config.trainer.logger, log_dir=scratch, tool_config=None)
+        trainer_config = dataclasses.replace(config.trainer, logger=logger, callbacks={})
+        dataset, splits = build_data(config)  # its example batch sizes the model; its length the schedules
+        trainer = build_trainer(dataclasses.replace(config, trainer=trainer_config), dataset.example_batch(), False)
+        try:
+            trainer.init_optimizer(trainer_config.train_epochs, len(splits.train) if hasattr(splits.train, "__len__") else None)
+            return model_summary(trainer)
+        finally:
+            trainer.logger.finalize("success")
+
+
+def _named(prefix: str, tree) -> dict:
+    leaves = jax.tree_util.tree_flatten_with_path(tree)[0]
+    return {f"{prefix}{jax.tree_util.keystr(path)}": np.asarray(leaf) for path, leaf in leaves}

@@ -98,6 +98,9 @@ class PlainBackend(Backend):
     def opt_state(self, state):
         return state["opt_state"]
 
+    def params(self, model_state):
+        return model_state["params"]
+
     def model_state(self, state):
         return {"params": state["params"], "rng": state["rng"]}
 

@@ -62,6 +62,11 @@ class Backend(ABC):
         """The optax state inside the train state (to read the learning rate)."""
 
     @abstractmethod
+    def params(self, model_state: PyTree) -> PyTree:
+        """The trainable parameters of a model state, keyed as the optimizer sees them (the paths WeightDecay matches,
+        ``l1/kernel``): what the model summary counts."""
+
+    @abstractmethod
     def model_state(self, state: PyTree) -> PyTree:
         """The model part (parameters and mutable collections) of a train state."""
 

@@ -102,6 +102,9 @@ class LinenBackend(Backend):
     def opt_state(self, state: TrainState):
         return state.opt_state
 
+    def params(self, model_state: TrainState):
+        return model_state.params
+
     def model_state(self, state: TrainState) -> TrainState:
         return state.replace(opt_state=None, tx=None)
 

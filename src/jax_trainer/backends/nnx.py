@@ -74,6 +74,9 @@ class NNXBackend(Backend):
     def opt_state(self, state: nnx.State):
         return state[1]["opt_state"]
 
+    def params(self, model_state: nnx.State):
+        return nnx.filter_state(model_state, nnx.Param)
+
     def model_state(self, state: nnx.State) -> nnx.State:
         return state[0]
 

@@ -8,7 +8,6 @@ steps, ``runner.py``) and every checkpoint through ``self.checkpointer`` (``jax_
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import itertools
 import logging
@@ -19,25 +18,27 @@ from typing import Any
 import compoconf
 import jax
 
-from jax_trainer.backends import get_backend, parse_model_config
+from jax_trainer.backends import get_backend
 from jax_trainer.callbacks.base import CallbackInterface
 from jax_trainer.callbacks.value_policies import ValuePolicyInterface, policy_values
-from jax_trainer.checkpoint import MODEL, Checkpointer, EpochPosition, Progress, find
-from jax_trainer.checkpoint.rundir import CONFIG_FILE, EXAMPLE_FILE, load_example_batch, read_config_dict, write_run_files
-from jax_trainer.config_errors import import_modules, parse_section
+from jax_trainer.checkpoint import MODEL, Checkpointer, EpochPosition, Progress
+from jax_trainer.checkpoint.rundir import CONFIG_FILE, write_run_files
 from jax_trainer.errors import InputError, Interrupted
 from jax_trainer.logger import keys
 from jax_trainer.logger.logger import Logger
 from jax_trainer.logger.progress import EpochBar, ProgressBar
-from jax_trainer.optimizer import OptimizerInterface, build_optimizer, current_learning_rate
+from jax_trainer.optimizer import build_optimizer, current_learning_rate
 from jax_trainer.trainer import steps as S
 from jax_trainer.trainer.config import TrainerConfig, TrainerInterface
 from jax_trainer.trainer.devices import DataParallel
 from jax_trainer.trainer.epoch_report import EpochMetrics, fetch_epoch, write_epoch
 from jax_trainer.trainer.interrupts import SignalFlag
+from jax_trainer.trainer.predict import predict
+from jax_trainer.trainer.rebuild import rebuild_from_run
 from jax_trainer.trainer.runner import StepRunner
 from jax_trainer.trainer.runs import epoch_runs
 from jax_trainer.trainer.step_log import StepLog
+from jax_trainer.trainer.summary import model_summary
 
 HOOK_NAMES = {"val": "validation", "test": "test"}
 LOGGER = logging.getLogger("jax_trainer")
@@ -155,6 +156,7 @@ class TrainerModule(TrainerInterface):
         after checkpointing the exact position (``checkpoint_on_interrupt``)."""
         num_epochs = num_epochs or self.config.train_epochs
         self.init_optimizer(num_epochs, _len_or_none(train_loader))
+        LOGGER.info("%s", model_summary(self))
         start_epoch = self.restore_checkpoint(ckpt_path) if ckpt_path is not None else 1
         all_metrics: dict = {}
         status = "failed"
@@ -291,23 +293,12 @@ class TrainerModule(TrainerInterface):
         weights. ``path``: a checkpoint, or a run directory (its ``which`` checkpoint: "last" or "best"). The
         trainer has no callbacks and no logging tools; its metric files go to ``log_dir`` (default
         ``<run>/eval``) so the run's own files stay untouched."""
-        ckpt = find(path, which)
-        run_dir = ckpt.parent.parent
-        data = read_config_dict(run_dir)
-        import_modules(data.get("imports") or [])
-        config = parse_section(TrainerInterface.cfgtype, data.get("trainer"), "trainer")
-        logger = dataclasses.replace(config.logger, log_dir=str(log_dir or run_dir / "eval"), tool_config=None)
-        trainer = dataclasses.replace(config, logger=logger, callbacks={}).instantiate(
-            TrainerInterface,
-            model_config=parse_model_config(config.model_mode, data.get("model")),
-            optimizer_config=parse_section(OptimizerInterface.cfgtype, data.get("optimizer"), "optimizer"),
-            exmp_input=load_example_batch(run_dir / EXAMPLE_FILE),
-            full_config=data,
-        )
-        if not isinstance(trainer, cls):
-            raise TypeError(f"{run_dir} was trained with {type(trainer).__name__}, which is not a {cls.__name__}.")
-        trainer.load_model_checkpoint(ckpt)
-        return trainer
+        return rebuild_from_run(cls, path, which, log_dir)
+
+    def predict(self, loader):
+        """The model's outputs for every example of ``loader``, in order (numpy), in eval mode; compiled once (a
+        short last batch is padded, its padding dropped). Lightning's ``predict``, Keras' ``predict``."""
+        return predict(self, loader)
 
     # ----------------------------------------------------------------- helpers
     def _stop_point(self, position: EpochPosition | None = None) -> None:
