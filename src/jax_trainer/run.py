@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import tempfile
 from pathlib import Path
@@ -51,29 +52,10 @@ def fit(config: Config, ckpt_path: str | None = None) -> dict:
     return trainer.train_model(splits.train, splits.val, splits.test, ckpt_path=ckpt_path)
 
 
-def evaluate(config: Config, mode: str, ckpt_path: str | None) -> dict:
-    """``jax-trainer validate|test``: the metrics of ``ckpt_path``'s weights on the val or test split."""
-    dataset, splits = build_data(config)
-    loader = splits.val if mode == "val" else splits.test
-    if loader is None:
-        raise ConfigError(f"{config.dataset.class_name} provides no {mode} split", "dataset")
-    trainer = build_trainer(config, dataset.example_batch(), write_run_dir=False)
-    status = "failed"
-    try:
-        if ckpt_path is not None:
-            trainer.load_model_checkpoint(ckpt_path)
-        metrics = trainer.eval_model(loader, mode, trainer.current_epoch)
-        status = "success"
-        return metrics
-    finally:
-        trainer.logger.finalize(status)
-
-
-def predict(config: Config, ckpt_path: str | None, split: str, out: str | Path) -> Path:
-    """``jax-trainer predict``: the outputs of ``ckpt_path``'s weights on one split, written to ``out`` (``.npz``:
-    ``outputs``, and ``targets`` when the batches carry them)."""
-    from jax_trainer.trainer.predict import targets  # pylint: disable=import-outside-toplevel
-
+@contextlib.contextmanager
+def _with_checkpoint(config: Config, split: str, ckpt_path: str | None):
+    """``(trainer, loader)``: the configured trainer with ``ckpt_path``'s weights and the dataset's ``split`` loader;
+    the trainer's logs are closed on leaving, with the status of how the block ended."""
     dataset, splits = build_data(config)
     loader = getattr(splits, split)
     if loader is None:
@@ -83,6 +65,24 @@ def predict(config: Config, ckpt_path: str | None, split: str, out: str | Path) 
     try:
         if ckpt_path is not None:
             trainer.load_model_checkpoint(ckpt_path)
+        yield trainer, loader
+        status = "success"
+    finally:
+        trainer.logger.finalize(status)
+
+
+def evaluate(config: Config, mode: str, ckpt_path: str | None) -> dict:
+    """``jax-trainer validate|test``: the metrics of ``ckpt_path``'s weights on the val or test split."""
+    with _with_checkpoint(config, mode, ckpt_path) as (trainer, loader):
+        return trainer.eval_model(loader, mode, trainer.current_epoch)
+
+
+def predict(config: Config, ckpt_path: str | None, split: str, out: str | Path) -> Path:
+    """``jax-trainer predict``: the outputs of ``ckpt_path``'s weights on one split, written to ``out`` (``.npz``:
+    ``outputs``, and ``targets`` when the batches carry them)."""
+    from jax_trainer.trainer.predict import targets  # pylint: disable=import-outside-toplevel
+
+    with _with_checkpoint(config, split, ckpt_path) as (trainer, loader):
         outputs = trainer.predict(loader)
         arrays = {"outputs": outputs} if isinstance(outputs, np.ndarray) else _named("outputs", outputs)
         found = targets(loader)
@@ -91,10 +91,7 @@ def predict(config: Config, ckpt_path: str | None, split: str, out: str | Path) 
         out = Path(out)
         out.parent.mkdir(parents=True, exist_ok=True)
         np.savez(out, **arrays)
-        status = "success"
         return out
-    finally:
-        trainer.logger.finalize(status)
 
 
 def summary(config: Config) -> str:
