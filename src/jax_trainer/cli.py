@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 from typing import Callable
@@ -193,6 +194,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # The console gets the run's log lines from the first one (the model summary, epoch 1): without a handler of
+    # its own, logging's default one appears only once some library logs through the root logger.
+    logging.basicConfig(format="%(levelname)s:%(name)s:%(message)s")
     if os.getcwd() not in sys.path:  # `imports:` resolve from the current directory, as with `python -m`
         sys.path.insert(0, os.getcwd())
     try:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import yaml
@@ -27,3 +29,13 @@ def test_fit_example_from_the_command_line(tmp_path, capsys, mode):
     written = parse(yaml.safe_load((log_dir / "config.yaml").read_text()))
     assert written == load_config(EXAMPLE, overrides)
     assert written.trainer.model_mode == mode and written.trainer.train_epochs == 10
+
+
+def test_the_console_shows_the_summary_and_the_first_epoch(tmp_path):
+    example = Path(__file__).parents[2] / "examples" / "digits_mlp.yaml"
+    args = [sys.executable, "-m", "jax_trainer", "fit", str(example), f"trainer.logger.log_dir={tmp_path / 'run'}"]
+    proc = subprocess.run([*args, "trainer.train_epochs=2", "trainer.enable_progress_bar=false",
+                           "optimizer.learning_rate.warmup_steps=5"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "Model summary (nnx backend, MLPClassifier)" in proc.stderr
+    assert "INFO:jax_trainer:Epoch 1 train:" in proc.stderr
