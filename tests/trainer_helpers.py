@@ -53,3 +53,18 @@ def model_weights(trainer) -> dict[str, np.ndarray]:
         for path, leaf in leaves
         if np.issubdtype(np.asarray(leaf).dtype, np.floating)
     }
+
+
+def subprocess_env(tmp_path) -> dict:
+    """The environment for a test's jax_trainer subprocesses: a shared persistent compilation cache (the same
+    programs compile once, not per run) and tests/ on the module path (for configs that import test modules)."""
+    import os  # pylint: disable=import-outside-toplevel
+    from pathlib import Path  # pylint: disable=import-outside-toplevel
+
+    cache = {
+        "JAX_COMPILATION_CACHE_DIR": str(Path(tmp_path) / "xla_cache"),
+        "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
+        "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0",
+        "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")]),
+    }
+    return {**os.environ, **cache}

@@ -9,7 +9,6 @@ not block.
 from __future__ import annotations
 
 import json
-import os
 import random
 import signal
 import subprocess
@@ -23,8 +22,8 @@ import pytest
 from jax_trainer.checkpoint import committed_steps, resolve
 from jax_trainer.checkpoint.reading import read_meta, restore_raw
 from jax_trainer.checkpoint.store import STATE
+from trainer_helpers import subprocess_env
 
-TESTS = Path(__file__).parents[1]
 CONFIG = """
 seed: 3
 imports: [slow_steps]
@@ -48,20 +47,11 @@ def _config(tmp_path: Path, seconds: float) -> Path:
     return path
 
 
-def _env(tmp_path: Path) -> dict:
-    cache = {
-        "JAX_COMPILATION_CACHE_DIR": str(tmp_path / "xla_cache"),
-        "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
-        "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]),
-    }
-    return {**os.environ, **cache}
-
-
 def _fit(config: Path, mode: str, log_dir: Path, *extra: str) -> subprocess.Popen:
     args = [sys.executable, "-m", "jax_trainer", "fit", str(config), f"trainer.model_mode={mode}"]
     return subprocess.Popen(
         [*args, f"trainer.logger.log_dir={log_dir}", *extra],
-        env=_env(log_dir.parent), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        env=subprocess_env(log_dir.parent), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )
 
 

@@ -10,7 +10,6 @@ and metrics files; the reference run reloaded in a fresh process must reproduce 
 from __future__ import annotations
 
 import json
-import os
 import random
 import signal
 import subprocess
@@ -25,6 +24,7 @@ from jax_trainer.backends import available_backends
 from jax_trainer.checkpoint import committed_steps, resolve
 from jax_trainer.checkpoint.reading import read_meta, restore_raw
 from jax_trainer.checkpoint.store import STATE
+from trainer_helpers import subprocess_env
 
 MODES = tuple(available_backends())
 TESTS = Path(__file__).parent.parent
@@ -48,18 +48,8 @@ dataset: {class_name: DigitsDataset, global_batch_size: 32, val_size: 0.4, test_
 TIMING_KEYS = ("train/epoch_time",)
 
 
-def _env(tmp_path: Path) -> dict:
-    """Subprocesses share a persistent compilation cache: the same programs compile once, not per run."""
-    cache = {
-        "JAX_COMPILATION_CACHE_DIR": str(tmp_path / "xla_cache"),
-        "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
-        "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0",
-    }
-    return {**os.environ, **cache}
-
-
 def _fit_until_killed(config: Path, mode: str, log_dir: Path, delay: float, should_kill) -> None:
-    env = _env(log_dir.parent)
+    env = subprocess_env(log_dir.parent)
     args = [sys.executable, str(TESTS / "slow_save_fit.py"), str(delay), "fit", str(config), f"trainer.model_mode={mode}"]
     proc = subprocess.Popen(
         [*args, f"trainer.logger.log_dir={log_dir}"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
@@ -121,7 +111,7 @@ def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path):
         subprocess.Popen(
             [sys.executable, str(TESTS / "resume_kill_driver.py"), str(config), str(tmp_path / f"{mode}.json"),
              str(tmp_path), mode],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=_env(tmp_path),
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=subprocess_env(tmp_path),
         )
         for mode in MODES
     ]

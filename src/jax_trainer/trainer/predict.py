@@ -11,6 +11,8 @@ from typing import Any
 import jax
 import numpy as np
 
+from jax_trainer.errors import InputError
+
 
 def predict(trainer, loader) -> Any:
     """Outputs (numpy; a pytree of arrays if the model returns one) with one row per example of ``loader``."""
@@ -24,7 +26,7 @@ def predict(trainer, loader) -> Any:
             inputs = jax.tree.map(lambda x, n=n: _padded(np.asarray(x), size), inputs)
         parts.append(jax.tree.map(lambda out, n=n: np.asarray(out)[:n], apply(inputs)))
     if not parts:
-        raise ValueError("predict: the loader yielded no batches.")
+        raise InputError("predict: the loader yielded no batches.")
     return jax.tree.map(lambda *xs: np.concatenate(xs), *parts)
 
 

@@ -25,12 +25,12 @@ def model_summary(trainer) -> str:
             lines.append(f"  {module + '/*':<{width}}  {'':<16} {'':<9} {subtotal:>12,}")
             subtotal = 0
         module = owner
-        size = int(np.prod(np.shape(leaf), dtype=np.int64))
+        size = _count(leaf)
         subtotal += size
         lines.append(f"  {path:<{width}}  {str(tuple(np.shape(leaf))):<16} {np.dtype(leaf.dtype).name:<9} {size:>12,}")
     if module is not None:
         lines.append(f"  {module + '/*':<{width}}  {'':<16} {'':<9} {subtotal:>12,}")
-    total = sum(int(np.prod(np.shape(leaf), dtype=np.int64)) for _, leaf in rows)
+    total = sum(_count(leaf) for _, leaf in rows)
     lines.append(f"  Total: {total:,} parameters in {len(rows)} arrays")
     device = jax.devices()[0]
     memory = f"parameters {_size(device_bytes(params, device))}"
@@ -42,7 +42,11 @@ def model_summary(trainer) -> str:
 
 def parameter_count(trainer) -> int:
     """The number of trainable parameters."""
-    return sum(int(np.prod(np.shape(leaf), dtype=np.int64)) for leaf in jax.tree.leaves(trainer.backend.params(trainer.model_state)))
+    return sum(_count(leaf) for leaf in jax.tree.leaves(trainer.backend.params(trainer.model_state)))
+
+
+def _count(leaf) -> int:
+    return int(np.prod(np.shape(leaf), dtype=np.int64))
 
 
 def device_bytes(tree, device) -> int:
@@ -57,9 +61,11 @@ def device_bytes(tree, device) -> int:
     return total
 
 
-def _size(n: int) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:.1f} {unit}" if unit != "B" else f"{n} B"
+def _size(n: float) -> str:
+    if n < 1024:
+        return f"{int(n)} B"
+    for unit in ("KiB", "MiB", "GiB"):
         n /= 1024
-    return f"{n:.1f} GiB"
+        if n < 1024 or unit == "GiB":
+            break
+    return f"{n:.1f} {unit}"
