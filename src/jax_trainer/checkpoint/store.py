@@ -12,6 +12,7 @@ import os
 import re
 import shutil
 import threading
+import time
 from pathlib import Path
 
 from jax_trainer.checkpoint.errors import CheckpointError, CheckpointWriteError
@@ -102,6 +103,7 @@ class CheckpointStore:
 
     def __init__(self, directory: str | Path, read_only: bool = False):
         self.directory = Path(directory).absolute()  # orbax wants absolute paths
+        self.read_only = read_only
         options = ocp().CheckpointManagerOptions(  # orbax's own read_only mode only adds warnings: readers never save
             create=not read_only, cleanup_tmp_directories=not read_only
         )
@@ -159,8 +161,9 @@ class CheckpointStore:
         self._cleaners = []
 
     def close(self) -> None:
-        """Wait, then release orbax's manager (its threads). A write failure already raised is not raised again; after
-        one the write's temporary folder is removed."""
+        """Wait, then release orbax's manager (its threads). A write failure already raised is not raised again. No
+        save of this store is in flight afterwards, so a temporary folder left is a failed write's, and is removed (a
+        reader's store removes nothing: the folder may be a running writer's)."""
         failed_before = self._failed is not None
         try:
             self.wait()
@@ -169,13 +172,13 @@ class CheckpointStore:
                 raise
         finally:
             try:
-                self.manager.close()
-            except Exception:  # after a failed write orbax's manager re-raises it while closing
-                if self._failed is None:
+                self._guarded(self._step, self.manager.close)  # orbax re-raises a failed background write here
+            except CheckpointWriteError:
+                if not failed_before:
                     raise
-            if self._failed is not None:
-                for tmp in self.directory.glob("*.orbax-checkpoint-tmp"):
-                    shutil.rmtree(tmp, ignore_errors=True)
+            finally:
+                if not self.read_only:
+                    self._remove_unfinished()
 
     def _guarded(self, step: int | None, call, *args, **kwargs):
         """``call(*args, **kwargs)``; an orbax or tensorstore failure of the file system becomes a
@@ -196,6 +199,19 @@ class CheckpointStore:
             raise self._failed from err
         finally:
             _ORBAX_LOG_FILTER.threads.discard(thread)
+
+    def _remove_unfinished(self) -> None:
+        """Remove the temporary folders of failed writes. tensorstore's writes of a failed save can still land after
+        orbax reports the failure (and recreate folders), so this repeats until the folder stays clean a moment."""
+        deadline, quiet = time.monotonic() + 10.0, 0
+        while quiet < 3 and time.monotonic() < deadline:
+            unfinished = list(self.directory.glob("*.orbax-checkpoint-tmp"))
+            if not unfinished and self._failed is None:
+                return  # the usual close: nothing failed, nothing to wait for
+            quiet = 0 if unfinished else quiet + 1
+            for tmp in unfinished:
+                shutil.rmtree(tmp, ignore_errors=True)
+            time.sleep(0.1)
 
     def _discard(self, step: int) -> None:
         path = self.directory / str(step)
