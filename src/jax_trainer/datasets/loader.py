@@ -1,5 +1,6 @@
 """In-memory batch iterator whose order and position can be checkpointed and restored exactly."""
 
+import dataclasses
 import math
 
 import jax
@@ -20,8 +21,10 @@ class NumpyLoader:
     therefore continues with the very next batch. ``iter_runs(n)`` serves the same batches in runs of
     ``n``, stacked, for a trainer that runs several steps per dispatch.
 
-    ``batch_size`` is the global batch; with ``num_shards > 1`` (one shard per host) every shard
-    walks the same global order and yields its own contiguous slice of each global batch.
+    ``batch_size`` is the global batch; with ``num_shards > 1`` (one shard per process) every shard
+    walks the same global order and yields its own contiguous slice of each full global batch. A short last batch
+    is read whole by every shard and marked ``whole`` (it need not split evenly; the trainer replicates it), so
+    every example is seen exactly once, as on one process.
     """
 
     def __init__(
@@ -121,6 +124,8 @@ class NumpyLoader:
             rows = [self._shard(order[j * self.batch_size : (j + 1) * self.batch_size]) for j in range(i, i + n)]
             if n == 1:
                 batch = jax.tree_util.tree_map(lambda a, rows=rows[0]: a[rows], self.arrays)
+                if self.num_shards > 1 and i >= full and isinstance(batch, SupervisedBatch):
+                    batch = dataclasses.replace(batch, whole=True)
             else:
                 run = np.concatenate(rows)
                 batch = jax.tree_util.tree_map(lambda a, n=n, run=run: a[run].reshape(n, -1, *a.shape[1:]), self.arrays)
@@ -132,6 +137,7 @@ class NumpyLoader:
         self.order(self._epoch + 1)
 
     def _shard(self, rows: np.ndarray) -> np.ndarray:
-        if self.num_shards == 1:
+        if self.num_shards == 1 or len(rows) < self.batch_size:  # a short last batch: read whole (see above)
             return rows
-        return np.array_split(rows, self.num_shards)[self.shard_index]
+        share = self.batch_size // self.num_shards
+        return rows[self.shard_index * share : (self.shard_index + 1) * share]
