@@ -129,9 +129,21 @@ def _put(x, sharding: NamedSharding):
     return jax.device_put(x, sharding)
 
 
+def tree_to_host(tree: Any) -> Any:
+    """:func:`to_host` of every leaf: one ``jax.device_get`` of the tree (batched transfers) unless some leaf is
+    spread over other processes' devices."""
+    if all(_here(leaf) for leaf in jax.tree.leaves(tree)):
+        return jax.device_get(tree)
+    return jax.tree.map(to_host, tree)
+
+
+def _here(x) -> bool:
+    return not isinstance(x, jax.Array) or x.is_fully_addressable or x.is_fully_replicated
+
+
 def to_host(x) -> np.ndarray:
     """A numpy copy of a (possibly multi-process) array: all of it, gathered where this process lacks shards."""
-    if isinstance(x, jax.Array) and not (x.is_fully_addressable or x.is_fully_replicated):
+    if not _here(x):
         from jax.experimental import multihost_utils  # pylint: disable=import-outside-toplevel
 
         return np.asarray(multihost_utils.process_allgather(x, tiled=True))
