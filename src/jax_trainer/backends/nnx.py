@@ -10,6 +10,7 @@ part of the same state.
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable
 
 import jax
@@ -33,10 +34,16 @@ class NNXBackend(Backend):
     model_interface = BaseModelNNX
 
     def init_model(self, model_config, exmp_input, seed: int) -> nnx.State:
-        with nnx.use_eager_sharding(False):  # layouts are the trainer's placement (parallel/), from the metadata
-            model = instantiate_model(
-                model_config, self.model_interface, self.name, _HINT, rngs=nnx.Rngs(seed), exmp_input=exmp_input
-            )
+        build = functools.partial(
+            instantiate_model, model_config, self.model_interface, self.name, _HINT, exmp_input=exmp_input
+        )
+        try:  # annotated variables are sharded as they are made, over the trainer's mesh (its context)
+            model = build(rngs=nnx.Rngs(seed))
+        except ValueError as err:  # no mesh, or names that are logical: the trainer's placement lays them out
+            if "shard" not in str(err) and "mesh" not in str(err):
+                raise
+            with nnx.use_eager_sharding(False):
+                model = build(rngs=nnx.Rngs(seed))
         model.eval()
         self._model_eval_graphdef, state = nnx.split(model)
         self._annotations = {

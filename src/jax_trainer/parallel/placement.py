@@ -10,6 +10,7 @@ device or many.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any, Iterable
 
 import jax
@@ -41,6 +42,11 @@ class Placement:
         return batch_shards(self.mesh)
 
     # ----------------------------------------------------------------- state
+    def context(self):
+        """The mesh as jax's current one (``jax.set_mesh``) while a model is built, so a model that declares layouts
+        can have its arrays made sharded; nothing without a mesh."""
+        return contextlib.nullcontext() if self.mesh is None else jax.set_mesh(self.mesh)
+
     def specs(self, tree: Any, annotations: dict | None = None) -> Any:
         """The ``PartitionSpec`` of every leaf of ``tree`` (all replicated without a mesh)."""
         shape = dict(self.mesh.shape) if self.mesh is not None else {}

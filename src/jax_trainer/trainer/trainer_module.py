@@ -64,7 +64,8 @@ class TrainerModule(TrainerInterface):
         self.exmp_input = exmp_input
         self.placement = placement_of(config, mesh)
         self.backend = get_backend(config.model_mode)(self)
-        model_state = self.backend.init_model(model_config, self.batch_to_input(exmp_input), config.seed)
+        with self.placement.context():
+            model_state = self.backend.init_model(model_config, self.batch_to_input(exmp_input), config.seed)
         self._model_state = self.placement.place(model_state, self.backend.partition_annotations())
         jit = (lambda fn, **_: fn) if config.debug else jax.jit
         self.runner = StepRunner(self.backend, jit, config.log_grad_norm, config.detect_nans, self.placement.mesh)
@@ -145,7 +146,8 @@ class TrainerModule(TrainerInterface):
         total = self.config.max_steps or (num_epochs * steps_per_epoch if steps_per_epoch else None)
         bundle = build_optimizer(self.optimizer_config, total, self.config.accumulate_grad_batches)
         self.lr_schedule = bundle.learning_rate_fn
-        state = self.backend.init_train_state(self._model_state, bundle.tx)
+        with self.placement.context():  # the optimizer state of a declared layout is made on it too
+            state = self.backend.init_train_state(self._model_state, bundle.tx)
         self.state = self.placement.place(state, self.backend.partition_annotations())
 
     def bind_model(self):
