@@ -176,7 +176,8 @@ def test_mnist_reads_idx_files(tmp_path):
     np.testing.assert_allclose(inputs, data["t10k"][0] / 255.0, rtol=1e-6)
     np.testing.assert_array_equal(targets, data["t10k"][1])
     assert targets.dtype == np.int32 and inputs.shape == (7, 28, 28)
-    normalized = _served(MNISTConfig(data_dir=str(tmp_path), val_size=5).instantiate(DatasetInterface).build().test)[0]
+    mnist = MNISTConfig(data_dir=str(tmp_path), val_size=5, global_batch_size=4).instantiate(DatasetInterface)
+    normalized = _served(mnist.build().test)[0]
     assert normalized.dtype == np.float32
     np.testing.assert_allclose(normalized, (data["t10k"][0] / 255.0 - 0.1307) / 0.3081, rtol=1e-5, atol=1e-5)
 
@@ -223,7 +224,7 @@ def test_cifar10_reads_binary_batches(tmp_path):
     assert inputs.shape == (3, 32, 32, 3) and targets.tolist() == [7, 8, 9]
     np.testing.assert_allclose(inputs[1, 5, 9], np.array([108, 158, 208]) / 255.0, rtol=1e-6)
     assert sorted(np.concatenate([train.target, val.target]).tolist()) == [1, 2, 2, 3, 3, 4, 4, 5, 5, 6]
-    cifar = CIFAR10Config(data_dir=str(tmp_path), val_size=0).instantiate(DatasetInterface)
+    cifar = CIFAR10Config(data_dir=str(tmp_path), val_size=0, global_batch_size=4).instantiate(DatasetInterface)
     normalized = _served(cifar.build().test)[0]
     expected = (np.array([108, 158, 208]) / 255.0 - [0.4914, 0.4822, 0.4465]) / [0.2023, 0.1994, 0.2010]
     assert normalized.dtype == np.float32
