@@ -87,6 +87,7 @@ class FileRows(RowSource):
         field: Optional[str] = None,
         axes: Optional[Sequence[int]] = None,
     ):
+        self._fd: Optional[int] = None
         self.path, self.offset, self.count, self.record = Path(path), int(offset), int(count), np.dtype(record)
         self.field, self.axes = field, None if axes is None else tuple(axes)
         size = self.path.stat().st_size
@@ -101,7 +102,6 @@ class FileRows(RowSource):
         if self.axes is not None:
             trailing = tuple(trailing[a] for a in self.axes)
         self.shape, self.dtype = (self.count, *trailing), item
-        self._fd: Optional[int] = None
 
     def __repr__(self) -> str:
         return f"FileRows({str(self.path)!r})"
