@@ -98,9 +98,11 @@ class MNISTDataset(InMemoryDataset):
 
     def transform(self, batch: SupervisedBatch) -> SupervisedBatch:
         """Stored pixels -> float32 in [0, 1], then (x - mean) / std with ``normalize``."""
-        images = batch.input.astype(np.float32) / 255.0
+        images = batch.input.astype(np.float32)
+        images /= 255.0  # in place: the same float32 operations as (x / 255 - mean) / std, without temporaries
         if self.config.normalize:
-            images = (images - MNIST_MEAN) / MNIST_STD
+            images -= MNIST_MEAN
+            images /= MNIST_STD
         return SupervisedBatch(images, batch.target)
 
     def load_splits(self):

@@ -136,12 +136,14 @@ class NpyShardsDataset(InMemoryDataset):
 
     def transform(self, batch: SupervisedBatch) -> SupervisedBatch:
         """uint8 inputs -> float32 in [0, 1] with ``normalize``; then ``(x - mean) / std`` when given."""
-        x = batch.input
+        x, mean, std = batch.input, *self._scale
         if self.config.normalize and x.dtype == np.uint8:
-            x = x.astype(np.float32) / 255.0
-        mean, std = self._scale
+            x = x.astype(np.float32)
+            x /= 255.0  # in place: the same float32 operations as (x / 255 - mean) / std, without temporaries
         if mean is not None:
-            x = (x.astype(np.float32, copy=False) - mean) / std
+            x = x.astype(np.float32, copy=x is batch.input)  # never write into the gathered rows' owner
+            x -= mean
+            x /= std
         return SupervisedBatch(x, batch.target)
 
 
