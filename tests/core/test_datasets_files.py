@@ -209,3 +209,20 @@ def test_dataset_config_refuses_negative_workers():
         NpyShardsConfig(data_dir=".", num_workers=-1)
     with pytest.raises(ValueError, match="prefetch_factor"):
         NpyShardsConfig(data_dir=".", prefetch_factor=0)
+
+
+def test_shards_command_writes_an_npz_as_shards_and_names_bad_input(tmp_path, capsys):
+    from jax_trainer import cli  # pylint: disable=import-outside-toplevel
+
+    x, y = RNG.integers(0, 256, (25, 3), dtype=np.uint8), np.arange(25)
+    np.savez(tmp_path / "data.npz", x_train=x, y_train=y)
+    assert cli.main(["shards", str(tmp_path / "data.npz"), str(tmp_path / "out"), "--rows-per-shard", "10"]) == 0
+    assert "wrote 6 files" in capsys.readouterr().out
+    ds = NpyShardsConfig(data_dir=str(tmp_path / "out"), global_batch_size=25).instantiate(DatasetInterface)
+    batch = next(iter(ds.build().train))
+    np.testing.assert_array_equal(batch.input, x[batch.target])
+    np.save(tmp_path / "single.npy", x)
+    assert cli.main(["shards", str(tmp_path / "single.npy"), str(tmp_path / "out2")]) == 2
+    assert "single.npy is not a readable .npz" in capsys.readouterr().err
+    assert cli.main(["shards", str(tmp_path / "data.npz"), str(tmp_path / "out")]) == 2  # not an empty folder
+    assert "already holds" in capsys.readouterr().err

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import re
+import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -189,3 +190,20 @@ def write_npy_shards(
                 os.replace(tmp, path)
                 written.append(path)
     return written
+
+
+def shards_from_npz(npz_path: str | os.PathLike, out_dir: str | os.PathLike, rows_per_shard: Optional[int] = None):
+    """``jax-trainer shards NPZ OUT_DIR``: :func:`write_npy_shards` of an ``.npz`` file's arrays (read into memory
+    one by one, no pickle; for data larger than memory call ``write_npy_shards`` with memory-maps)."""
+    path = Path(npz_path)
+    if not path.is_file():
+        raise DataFileNotFoundError(f"jax-trainer shards: {path} not found; expected an .npz file of x_train, y_train")
+    try:
+        loaded = np.load(path, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):
+            raise ValueError("it holds a single array")
+        with loaded as npz:
+            arrays = {key: npz[key] for key in npz.files}
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as err:
+        raise DataError(f"jax-trainer shards: {path} is not a readable .npz file of plain arrays ({err})") from err
+    return write_npy_shards(out_dir, arrays, rows_per_shard)
