@@ -220,7 +220,7 @@ def test_shards_command_writes_an_npz_as_shards_and_names_bad_input(tmp_path, ca
     assert "wrote 6 files" in capsys.readouterr().out
     ds = NpyShardsConfig(data_dir=str(tmp_path / "out"), global_batch_size=25).instantiate(DatasetInterface)
     batch = next(iter(ds.build().train))
-    np.testing.assert_array_equal(batch.input, x[batch.target])
+    np.testing.assert_array_equal(batch.input, x[batch.target].astype(np.float32) / 255.0)
     np.save(tmp_path / "single.npy", x)
     assert cli.main(["shards", str(tmp_path / "single.npy"), str(tmp_path / "out2")]) == 2
     assert "single.npy is not a readable .npz" in capsys.readouterr().err
