@@ -14,12 +14,15 @@ prefetch threads read one file at once. :class:`ConcatRows` joins sources (or ar
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 from typing import Optional, Sequence
 
 import numpy as np
 
 from jax_trainer.datasets.files import DataError
+
+_OPENING = threading.Lock()
 
 
 def _as_rows(rows, length: int, name: str) -> np.ndarray:
@@ -108,7 +111,9 @@ class FileRows(RowSource):
 
     def _fileno(self) -> int:
         if self._fd is None:  # opened on first read: sources of every shard are cheap to build
-            self._fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+            with _OPENING:  # two prefetch threads reading a new shard at once open it once
+                if self._fd is None:
+                    self._fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
         return self._fd
 
     def read(self, rows: np.ndarray) -> np.ndarray:
@@ -139,9 +144,6 @@ class FileRows(RowSource):
 
     def __del__(self):
         self.close()
-
-    def __getstate__(self):
-        raise TypeError("FileRows is not pickled (jax_trainer uses no pickle); rebuild it from its path")
 
 
 class ConcatRows(RowSource):
