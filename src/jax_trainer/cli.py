@@ -206,8 +206,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    """The command line; ``key=value`` overrides may also follow a flag (``fit c.yaml --ckpt-path last a=1``), which
+    argparse alone refuses for a positional list after an option."""
+    parser = build_parser()
+    args, rest = parser.parse_known_args(argv)
+    late = [item for item in rest if "=" in item and not item.startswith("-")]
+    if rest != late or (late and not isinstance(getattr(args, "overrides", None), list)):
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    if late:
+        args.overrides = [*args.overrides, *late]
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = _parse(argv)
     # The console gets the run's log lines from the first one (the model summary, epoch 1): without a handler of
     # its own, logging's default one appears only once some library logs through the root logger.
     logging.basicConfig(format="%(levelname)s:%(name)s:%(message)s")

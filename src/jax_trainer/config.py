@@ -179,7 +179,16 @@ def to_dict(config: Config) -> dict[str, Any]:
     data = compoconf.dump_config(config)
     if isinstance(data, dict) and data.get("tune", {}) is None:
         del data["tune"]
+    trainer = data.get("trainer") if isinstance(data, dict) else None
+    if isinstance(trainer, dict):
+        trainer.pop("distributed", None)  # how the processes were launched, not what the run is: never recorded
+        for key, default in _LAYOUT_DEFAULTS.items():  # configs without a layout dump (and hash) as before
+            if trainer.get(key, default) == default:
+                trainer.pop(key, None)
     return data
+
+
+_LAYOUT_DEFAULTS = {"mesh": None, "sharding_rules": [], "logical_axis_rules": []}
 
 
 def dump_yaml(config: Config) -> str:

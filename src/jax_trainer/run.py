@@ -14,12 +14,16 @@ from jax_trainer.checkpoint.rundir import write_run_files
 from jax_trainer.checkpoint.store import locate
 from jax_trainer.config import Config, ConfigError, to_dict
 from jax_trainer.datasets.interfaces import DatasetInterface
+from jax_trainer.parallel import initialize, is_main_process
 from jax_trainer.trainer.config import TrainerInterface
 from jax_trainer.trainer.summary import model_summary
 
 
 def build_data(config: Config):
-    """The configured dataset and its splits (``train``, ``val``, ``test`` loaders)."""
+    """The configured dataset and its splits (``train``, ``val``, ``test`` loaders). Joins the distributed runtime
+    first (``trainer.distributed``): the loaders read this process's share, and nothing may ask jax for devices
+    before it."""
+    initialize(config.trainer.distributed)
     if config.dataset is None:
         raise ConfigError("a dataset config is required to run from a config file", "dataset")
     dataset = config.dataset.instantiate(DatasetInterface)
@@ -37,7 +41,7 @@ def build_trainer(config: Config, exmp_batch, write_run_dir: bool = True):
         exmp_input=exmp_batch,
         full_config=config_dict,
     )
-    if write_run_dir:
+    if write_run_dir and is_main_process():
         write_run_files(trainer.log_dir, config_dict, exmp_batch)
     return trainer
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 SRC = Path(__file__).parents[2] / "src"
 PACKAGE = "jax_trainer"
-BELOW_THE_TRAINER = ("callbacks", "logger", "optimizer", "datasets", "zoo", "checkpoint", "backends")
+BELOW_THE_TRAINER = ("callbacks", "logger", "optimizer", "datasets", "zoo", "checkpoint", "backends", "parallel")
 FRAMEWORK_HOMES = ("backends", "zoo", "migrate")
 FRAMEWORKS = ("flax.linen", "flax.nnx")
 
@@ -136,7 +136,7 @@ def test_flax_frameworks_only_in_their_homes():
 def test_the_core_never_reaches_a_framework():
     """The loop, logger, callbacks, config, optimizer and checkpoint home import no linen or nnx, even indirectly:
     a backend is loaded by the registry when its model_mode is asked for."""
-    core = ["trainer", "logger", "callbacks", "optimizer", "checkpoint", "config", "config_errors"]
+    core = ["trainer", "logger", "callbacks", "optimizer", "checkpoint", "config", "config_errors", "parallel"]
     offenders = {}
     for module in MODULES:
         if _under(module, core):

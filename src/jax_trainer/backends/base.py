@@ -57,6 +57,13 @@ class Backend(ABC):
         the backend applies the model and wraps the result in its hook's return shape."""
         raise NotImplementedError(f"The {self.name} backend calls the trainer's own loss hook; define it.")
 
+    def partition_annotations(self) -> dict[str, tuple]:
+        """The layouts the model declared for its arrays (``nnx.with_partitioning``, linen ``nn.with_partitioning``
+        or logical names): one mesh-axis or logical name (or None) per dimension, by parameter path (``l1/kernel``,
+        as :meth:`params` keys them; other collections with their name first). Read at :meth:`init_model`; {} for
+        a model that declares none (``trainer.sharding_rules`` and the fsdp default then decide)."""
+        return {}
+
     @abstractmethod
     def opt_state(self, state: PyTree) -> PyTree:
         """The optax state inside the train state (to read the learning rate)."""

@@ -11,10 +11,12 @@ from typing import Any, Callable
 
 import jax
 import optax
+from flax import linen as nn
 from flax import serialization, struct
 
 import jax_trainer.zoo.linen  # noqa: F401  (registers the zoo's linen models under BaseModelLinen)
 from jax_trainer.backends.base import MODEL, OPTIMIZER, Backend, check_loss_output, instantiate_model
+from jax_trainer.optimizer.paths import param_path
 from jax_trainer.zoo.base import BaseModelLinen
 
 
@@ -28,6 +30,18 @@ class TrainState(struct.PyTreeNode):
     rng: jax.Array
     apply_fn: Callable = struct.field(pytree_node=False)
     tx: Any = struct.field(pytree_node=False, default=None)
+
+
+def _annotations(variables) -> dict[str, tuple]:
+    """Per-dimension names of the boxed (``nn.with_partitioning`` / logical) variables, by path; ``params/``
+    dropped, as the optimizer keys parameters."""
+    found = {}
+    boxed = jax.tree_util.tree_flatten_with_path(variables, is_leaf=lambda x: isinstance(x, nn.meta.AxisMetadata))
+    for key_path, leaf in boxed[0]:
+        if isinstance(leaf, nn.Partitioned):
+            path = param_path(key_path)
+            found[path.removeprefix("params/")] = tuple(leaf.names)
+    return found
 
 
 def _is_linen_loss_output(out) -> bool:
@@ -46,7 +60,8 @@ class LinenBackend(Backend):
         variables = jax.jit(lambda x: model.init({"params": init_rng, "dropout": dropout_rng}, x, train=False))(
             exmp_input
         )
-        variables = dict(variables)
+        self._annotations = _annotations(variables)
+        variables = dict(nn.meta.unbox(variables))  # the steps and the optimizer see plain arrays
         params = variables.pop("params")
         return TrainState(
             step=jax.numpy.zeros((), jax.numpy.int32),
@@ -56,6 +71,9 @@ class LinenBackend(Backend):
             rng=state_rng,
             apply_fn=model.apply,
         )
+
+    def partition_annotations(self) -> dict[str, tuple]:
+        return dict(getattr(self, "_annotations", {}))
 
     def init_train_state(self, model_state: TrainState, tx) -> TrainState:
         return model_state.replace(opt_state=tx.init(model_state.params), tx=tx)

@@ -33,12 +33,21 @@ class NNXBackend(Backend):
     model_interface = BaseModelNNX
 
     def init_model(self, model_config, exmp_input, seed: int) -> nnx.State:
-        model = instantiate_model(
-            model_config, self.model_interface, self.name, _HINT, rngs=nnx.Rngs(seed), exmp_input=exmp_input
-        )
+        with nnx.use_eager_sharding(False):  # layouts are the trainer's placement (parallel/), from the metadata
+            model = instantiate_model(
+                model_config, self.model_interface, self.name, _HINT, rngs=nnx.Rngs(seed), exmp_input=exmp_input
+            )
         model.eval()
         self._model_eval_graphdef, state = nnx.split(model)
+        self._annotations = {
+            "/".join(map(str, path)): tuple(names)
+            for path, variable in nnx.to_flat_state(state)
+            if (names := variable.get_metadata().get("out_sharding")) is not None
+        }
         return state
+
+    def partition_annotations(self) -> dict[str, tuple]:
+        return dict(getattr(self, "_annotations", {}))
 
     def init_train_state(self, model_state: nnx.State, tx) -> nnx.State:
         """The state of the pair (model, optimizer): entry 0 the model, entry 1 the optimizer (named in

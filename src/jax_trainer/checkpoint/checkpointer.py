@@ -43,6 +43,7 @@ from jax_trainer.checkpoint.store import (
     locate,
     newest,
 )
+from jax_trainer.parallel.runtime import barrier, is_main_process
 
 LOGGER = logging.getLogger("jax_trainer")
 ABANDONED_DIR = "abandoned"
@@ -316,7 +317,8 @@ class Checkpointer:
         kept = self._kept_steps(policies) | {step}
         later = [s for s in committed_steps(self.directory) if s > step]
         stale = [s for s in committed_steps(self.directory) if s < step and policies and s not in kept]
-        if later:
+        barrier("jax_trainer-tidy-listed")  # every process has listed before process 0 moves anything
+        if later and is_main_process():
             aside = self.log_dir / ABANDONED_DIR
             aside.mkdir(exist_ok=True)
             moved = [_move_aside(self.directory / str(s), aside) for s in later]
@@ -327,6 +329,7 @@ class Checkpointer:
             store = self._open()
             for old in stale:
                 store.remove(old)
+        barrier("jax_trainer-tidy-moved")
         if later:
             self._open().manager.reload()
 

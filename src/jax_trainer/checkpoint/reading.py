@@ -57,11 +57,11 @@ def restore_tree(path: Path, item: str, template, part: Key = (), checksums: dic
     """
     with _reading(path) as (store, step):
         stored = _stored_layout(store, step, item, path)
-        if checksums is not None and {name(k) for k in stored} != set(checksums):
+        if checksums is not None and not set(checksums) <= {name(k) for k in stored}:
             verify(path, item, stored, checksums)  # names the missing entries (a damaged layout, not another model)
         wanted = {part + k: v for k, v in flatten(template).items()}
         _check_layout(path, stored, wanted, [k for k in stored if k[: len(part)] == part])
-        targets = {k: jax.ShapeDtypeStruct(tuple(m.shape), m.dtype) for k, m in stored.items()}
+        targets = {k: _local_target(m) for k, m in stored.items()}
         targets.update({k: ocp().utils.to_shape_dtype_struct(leaf) for k, leaf in wanted.items()})
         restored = flatten(_restore(store, step, item, nest(targets), path))
     verify(path, item, restored, checksums)
@@ -73,10 +73,17 @@ def restore_raw(path: Path, item: str, checksums: dict | None = None) -> dict[Ke
     against ``checksums`` when given."""
     with _reading(path) as (store, step):
         stored = _stored_layout(store, step, item, path)
-        targets = nest({k: jax.ShapeDtypeStruct(tuple(m.shape), m.dtype) for k, m in stored.items()})
+        targets = nest({k: _local_target(m) for k, m in stored.items()})
         restored = flatten(_restore(store, step, item, targets, path))
     verify(path, item, restored, checksums)
     return restored
+
+
+def _local_target(meta) -> jax.ShapeDtypeStruct:
+    """Read a stored array whole onto this process's first device, whatever the devices that wrote it (orbax
+    refuses a target without sharding when the writers' topology differs)."""
+    device = jax.local_devices()[0]
+    return jax.ShapeDtypeStruct(tuple(meta.shape), meta.dtype, sharding=jax.sharding.SingleDeviceSharding(device))
 
 
 def _stored_layout(store: CheckpointStore, step: int, item: str, path: Path) -> dict[Key, Any]:

@@ -18,6 +18,7 @@ from pathlib import Path
 from jax_trainer.checkpoint.errors import CheckpointError, CheckpointWriteError
 from jax_trainer.checkpoint.integrity import checksums
 from jax_trainer.checkpoint.trees import to_storage
+from jax_trainer.parallel.runtime import barrier, is_main_process
 
 CHECKPOINT_DIR = "checkpoints"
 STATE, LOOP, META = "state", "loop", "meta"
@@ -112,7 +113,8 @@ class CheckpointStore:
             LOOP: ocp().StandardCheckpointHandler(),
             META: ocp().JsonCheckpointHandler(),
         }
-        if not read_only:
+        self._owner = not read_only and is_main_process()  # the process that deletes; orbax writes with every process
+        if self._owner:
             for trash in self.directory.glob(f"*{TRASH_SUFFIX}"):
                 shutil.rmtree(trash, ignore_errors=True)
         logging.getLogger("absl").addFilter(_ORBAX_LOG_FILTER)  # once: filters are a set
@@ -148,6 +150,7 @@ class CheckpointStore:
         """Remove ``step`` now (no save may be in flight)."""
         self.manager.wait_until_finished()
         self._discard(step)
+        barrier(f"jax_trainer-remove-{step}")  # every process calls it; process 0 deletes, the others then reload
         self.manager.reload()
 
     def wait(self) -> None:
@@ -177,7 +180,7 @@ class CheckpointStore:
                 if not failed_before:
                     raise
             finally:
-                if not self.read_only:
+                if self._owner:
                     self._remove_unfinished()
 
     def _guarded(self, step: int | None, call, *args, **kwargs):
@@ -215,7 +218,7 @@ class CheckpointStore:
 
     def _discard(self, step: int) -> None:
         path = self.directory / str(step)
-        if not path.is_dir():
+        if not self._owner or not path.is_dir():
             return
         trash = path.with_name(path.name + TRASH_SUFFIX)
         shutil.rmtree(trash, ignore_errors=True)

@@ -1,6 +1,6 @@
 """Batch containers: registered pytrees so they pass through jit, device_put and sharding."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import jax
@@ -9,10 +9,12 @@ import jax
 @jax.tree_util.register_dataclass
 @dataclass(frozen=True)
 class SupervisedBatch:
-    """An (input, target) pair; ``input`` may itself be a pytree of arrays."""
+    """An (input, target) pair; ``input`` may itself be a pytree of arrays. ``whole`` (static) marks a batch that
+    every process of a multi-process run holds whole, not its share (a short last batch; see ``NumpyLoader``)."""
 
     input: Any
     target: Any
+    whole: bool = field(default=False, metadata={"static": True})
 
     @property
     def size(self) -> int:

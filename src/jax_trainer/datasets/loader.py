@@ -1,6 +1,7 @@
 """Batch iterator over row arrays (in memory or on disk) whose order and position can be checkpointed and
 restored exactly."""
 
+import dataclasses
 import math
 from typing import Callable, Optional
 
@@ -23,9 +24,10 @@ class NumpyLoader:
     therefore continues with the very next batch. ``iter_runs(n)`` serves the same batches in runs of
     ``n``, stacked, for a trainer that runs several steps per dispatch.
 
-    ``batch_size`` is the global batch; with ``num_shards > 1`` (one shard per host) every shard
-    walks the same global order and yields its own contiguous slice of each global batch, gathering only
-    those rows.
+    ``batch_size`` is the global batch; with ``num_shards > 1`` (one shard per process) every shard
+    walks the same global order and yields its own contiguous slice of each full global batch, gathering only
+    those rows. A short last batch is read whole by every shard and marked ``whole`` (it need not split evenly;
+    the trainer replicates it), so every example is seen exactly once, as on one process.
 
     ``arrays`` may hold numpy arrays or :class:`~jax_trainer.datasets.sources.RowSource` s (rows kept on disk,
     read per batch in their stored dtype). ``transform`` (``SupervisedBatch -> SupervisedBatch``) runs on each
@@ -151,25 +153,30 @@ class NumpyLoader:
         self.order(self._epoch + 1)
 
     def _runs(self, order: np.ndarray, i: int, size: int):
-        """``(n, end, rows)`` of each run from batch ``i``: its length, the cursor after it, this shard's rows."""
+        """``(n, end, rows, whole)`` of each run from batch ``i``: its length, the cursor after it, this shard's rows,
+        and whether every shard reads it whole."""
         full = self.num_examples // self.batch_size
         while i < len(self):
             n = min(size, len(self) - i, full - i) if i < full else 1
             rows = [self._shard(order[j * self.batch_size : (j + 1) * self.batch_size]) for j in range(i, i + n)]
+            whole = self.num_shards > 1 and i >= full  # the short last batch, held whole by every shard
             i += n
-            yield n, i, rows[0] if n == 1 else np.concatenate(rows)
+            yield n, i, rows[0] if n == 1 else np.concatenate(rows), whole
 
     def _gather(self, run) -> tuple[int, int, SupervisedBatch]:
         """A run's ``(n, end, batch)``: its rows read, transformed and (for n > 1) stacked on a new leading axis."""
-        n, end, rows = run
+        n, end, rows, whole = run
         batch = jax.tree_util.tree_map(lambda a: a[rows], self.arrays)
         if self.transform is not None:
             batch = self.transform(batch)
+        if whole and isinstance(batch, SupervisedBatch):
+            batch = dataclasses.replace(batch, whole=True)
         if n > 1:
             batch = jax.tree_util.tree_map(lambda a: a.reshape(n, -1, *a.shape[1:]), batch)
         return n, end, batch
 
     def _shard(self, rows: np.ndarray) -> np.ndarray:
-        if self.num_shards == 1:
+        if self.num_shards == 1 or len(rows) < self.batch_size:  # a short last batch: read whole (see above)
             return rows
-        return np.array_split(rows, self.num_shards)[self.shard_index]
+        share = self.batch_size // self.num_shards
+        return rows[self.shard_index * share : (self.shard_index + 1) * share]

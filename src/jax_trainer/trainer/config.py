@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Any, Optional
 
 from compoconf import ConfigInterface, RegistrableConfigInterface, register_interface
 
 from jax_trainer.callbacks.base import CallbackInterface
 from jax_trainer.callbacks.value_policies import ValuePolicyInterface, check_policy_names
 from jax_trainer.logger.config import LoggerConfig
+from jax_trainer.parallel.mesh import check_axes
+from jax_trainer.parallel.rules import parse_logical_rules, parse_rules
+from jax_trainer.parallel.runtime import DistributedConfig
 from jax_trainer.value_checks import check_seed
 
 
@@ -36,6 +39,10 @@ class TrainerConfig(ConfigInterface):
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     callbacks: dict[str, CallbackInterface.cfgtype] = field(default_factory=dict)
     value_policies: dict[str, ValuePolicyInterface.cfgtype] = field(default_factory=dict)
+    mesh: Optional[dict[str, int]] = None  # axis sizes, e.g. {data: -1, fsdp: 4}; see parallel/mesh.py
+    sharding_rules: list[Any] = field(default_factory=list)  # [[regex, [axis | null per dim]], ...]
+    logical_axis_rules: list[Any] = field(default_factory=list)  # [[logical name, mesh axis | null], ...]
+    distributed: Optional[DistributedConfig] = None  # jax.distributed.initialize arguments; {}: detect the cluster
 
     def __post_init__(self):
         for name in ("train_epochs", "check_val_every_n_epoch", "accumulate_grad_batches", "steps_per_dispatch"):
@@ -44,4 +51,8 @@ class TrainerConfig(ConfigInterface):
         if self.max_steps is not None and self.max_steps < 1:
             raise ValueError(f"trainer.max_steps must be >= 1 or null, got {self.max_steps}.")
         check_seed("trainer.seed", self.seed)
+        if self.mesh is not None:
+            check_axes(self.mesh)
+        parse_rules(self.sharding_rules)
+        parse_logical_rules(self.logical_axis_rules)
         check_policy_names(self.value_policies)

@@ -16,6 +16,7 @@ import numpy as np
 
 from jax_trainer.logger import keys
 from jax_trainer.logger.enums import LogMode
+from jax_trainer.parallel.placement import to_host
 from jax_trainer.trainer import steps as S
 
 LOGGER = logging.getLogger("jax_trainer")
@@ -56,7 +57,7 @@ def fetch_epoch(accumulators: S.Accumulators, results, mode: str, concats: list,
         if accumulators.specs[key].log_mode.includes(phase):
             metrics[keys.phase_key(key, mode)] = value
     metrics = derive(metrics)
-    host_concats = jax.device_get(concats) if concats else []
+    host_concats = jax.tree.map(to_host, concats) if concats else []  # gathered across processes
     for key in {k for _, c in host_concats for k in c}:
         if accumulators.specs[key].log_mode.includes(phase):
             parts = [_unstack(np.asarray(c[key]), n) for n, c in host_concats]

@@ -40,8 +40,9 @@ class FlatState:
         return self._tree
 
 
-def carry_leaves(step: Callable, flat: FlatState) -> Callable:
-    """``step((state, acc), batch)`` as a function of ``((state_leaves, acc), batch)``, leaves as ``flat`` holds them."""
+def carry_leaves(step: Callable, flat: FlatState, layout: list | None = None) -> Callable:
+    """``step((state, acc), batch)`` as a function of ``((state_leaves, acc), batch)``, leaves as ``flat`` holds them;
+    with ``layout`` (a sharding per leaf) the new leaves are constrained to it."""
     treedef, key_impls = flat.treedef, list(flat.key_impls)
 
     @functools.wraps(step)  # keeps the name compile logs and profiles show
@@ -51,7 +52,10 @@ def carry_leaves(step: Callable, flat: FlatState) -> Callable:
         new_leaves, new_treedef = jax.tree.flatten(state)
         if new_treedef != treedef:
             raise TypeError(f"The train step changed the structure of the state: {treedef} -> {new_treedef}.")
-        return (key_data(new_leaves, key_impls), acc), out
+        new_leaves = key_data(new_leaves, key_impls)
+        if layout is not None:
+            new_leaves = [jax.lax.with_sharding_constraint(x, s) for x, s in zip(new_leaves, layout)]
+        return (new_leaves, acc), out
 
     return leaves_step
 

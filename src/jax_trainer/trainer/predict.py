@@ -11,6 +11,7 @@ from typing import Any
 import jax
 import numpy as np
 
+from jax_trainer.parallel.placement import to_host
 from jax_trainer.errors import InputError
 
 
@@ -24,7 +25,7 @@ def predict(trainer, loader) -> Any:
         size = n if size is None else size
         if n < size:
             inputs = jax.tree.map(lambda x, n=n: _padded(np.asarray(x), size), inputs)
-        parts.append(jax.tree.map(lambda out, n=n: np.asarray(out)[:n], apply(inputs)))
+        parts.append(jax.tree.map(lambda out, n=n: to_host(out)[:n], apply(inputs)))
     if not parts:
         raise InputError("predict: the loader yielded no batches.")
     return jax.tree.map(lambda *xs: np.concatenate(xs), *parts)

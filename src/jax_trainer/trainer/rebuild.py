@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import dataclasses
 
+import jax
+
 from jax_trainer.backends import parse_model_config
 from jax_trainer.checkpoint import find
 from jax_trainer.checkpoint.rundir import EXAMPLE_FILE, load_example_batch, read_config_dict
 from jax_trainer.config_errors import import_modules, parse_section
 from jax_trainer.optimizer import OptimizerInterface
+from jax_trainer.parallel.mesh import fitted
 from jax_trainer.trainer.config import TrainerInterface
 
 
@@ -27,6 +30,7 @@ def rebuild_from_run(cls, path, which: str = "last", log_dir=None):
     data = read_config_dict(run_dir)
     import_modules(data.get("imports") or [])
     config = parse_section(TrainerInterface.cfgtype, data.get("trainer"), "trainer")
+    config = dataclasses.replace(config, mesh=fitted(config.mesh, jax.device_count()))  # restored onto these devices
     logger = dataclasses.replace(config.logger, log_dir=str(log_dir or run_dir / "eval"), tool_config=None)
     trainer = dataclasses.replace(config, logger=logger, callbacks={}).instantiate(
         TrainerInterface,

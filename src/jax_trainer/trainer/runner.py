@@ -46,8 +46,8 @@ class EvalSteps(NamedTuple):
 class StepRunner:
     """Runs the compiled steps of one trainer. ``jit`` is ``jax.jit`` (or the identity in debug mode)."""
 
-    def __init__(self, backend, jit: Callable, log_grad_norm: bool, detect_nans: bool):
-        self.backend, self._jit = backend, jit
+    def __init__(self, backend, jit: Callable, log_grad_norm: bool, detect_nans: bool, mesh=None):
+        self.backend, self._jit, self._mesh = backend, jit, mesh
         self.log_grad_norm, self.detect_nans = log_grad_norm, detect_nans
         self.train_steps: TrainSteps | None = None
         self.eval_steps: EvalSteps | None = None
@@ -82,7 +82,10 @@ class StepRunner:
         accumulators = S.Accumulators(specs, windowed=True, track_nonfinite=self.detect_nans)
         extras = StepExtras(callbacks)
         step = S.make_train_step(self.backend, accumulators, learning_rate, self.log_grad_norm, extras.update)
-        step = carry_leaves(step, self._flat)
+        # On a mesh the new state keeps the layout of the old (the optimizer state its parameter's), so a donated
+        # buffer is reused in place whatever the compiler would have chosen.
+        layout = [leaf.sharding for leaf in self._flat.leaves] if self._mesh is not None else None
+        step = carry_leaves(step, self._flat, layout)
         jit = self._jit
         self.train_steps = TrainSteps(
             treedef=treedef,

@@ -30,11 +30,12 @@ from jax_trainer.logger.progress import EpochBar, ProgressBar
 from jax_trainer.optimizer import build_optimizer, current_learning_rate
 from jax_trainer.trainer import steps as S
 from jax_trainer.trainer.config import TrainerConfig, TrainerInterface
-from jax_trainer.trainer.devices import DataParallel
 from jax_trainer.trainer.epoch_report import EpochMetrics, fetch_epoch, write_epoch
 from jax_trainer.trainer.interrupts import SignalFlag
 from jax_trainer.trainer.predict import predict
 from jax_trainer.trainer.rebuild import rebuild_from_run
+from jax_trainer.parallel.placement import placement_of
+from jax_trainer.parallel.runtime import is_main_process
 from jax_trainer.trainer.runner import StepRunner
 from jax_trainer.trainer.runs import epoch_runs
 from jax_trainer.trainer.step_log import StepLog
@@ -53,18 +54,20 @@ class TrainerModule(TrainerInterface):
     def __init__(self, config: TrainerConfig, model_config, optimizer_config, exmp_input, mesh=None, full_config=None):
         """Build the model through the backend of ``config.model_mode``, the logger, the callbacks and the
         checkpointer. ``exmp_input`` is an example batch (``batch_to_input`` of it initialises the model and is
-        saved with the run); ``mesh`` a ``jax.sharding.Mesh`` (default: all local devices on a ``data`` axis);
+        saved with the run); ``mesh`` a ``jax.sharding.Mesh`` (default: ``trainer.mesh``, else all devices on a
+        ``data`` axis);
         ``full_config`` the resolved config as a dict, written to the run directory."""
         self.config = config
         if config.compilation_cache_dir:  # jax reads it at the process's first compilation: set it before any
             jax.config.update("jax_compilation_cache_dir", str(config.compilation_cache_dir))
         self.model_config, self.optimizer_config, self.full_config = model_config, optimizer_config, full_config
         self.exmp_input = exmp_input
-        self.data_parallel = DataParallel(mesh)
+        self.placement = placement_of(config, mesh)
         self.backend = get_backend(config.model_mode)(self)
-        self._model_state = self.backend.init_model(model_config, self.batch_to_input(exmp_input), config.seed)
+        model_state = self.backend.init_model(model_config, self.batch_to_input(exmp_input), config.seed)
+        self._model_state = self.placement.place(model_state, self.backend.partition_annotations())
         jit = (lambda fn, **_: fn) if config.debug else jax.jit
-        self.runner = StepRunner(self.backend, jit, config.log_grad_norm, config.detect_nans)
+        self.runner = StepRunner(self.backend, jit, config.log_grad_norm, config.detect_nans, self.placement.mesh)
         self.global_step, self.current_epoch, self.should_stop = 0, 0, False
         self.logger = Logger(config.logger)
         self.log_dir = self.logger.log_dir
@@ -134,7 +137,7 @@ class TrainerModule(TrainerInterface):
     def model_state(self, value) -> None:
         """Start from these model weights (a state of the same structure): the next ``train_model`` builds a fresh
         optimizer around them."""
-        self._model_state = self.data_parallel.replicate(value)
+        self._model_state = self.placement.place(value, self.backend.partition_annotations())
         self.state = None
 
     def init_optimizer(self, num_epochs: int, steps_per_epoch: int | None) -> None:
@@ -142,7 +145,8 @@ class TrainerModule(TrainerInterface):
         total = self.config.max_steps or (num_epochs * steps_per_epoch if steps_per_epoch else None)
         bundle = build_optimizer(self.optimizer_config, total, self.config.accumulate_grad_batches)
         self.lr_schedule = bundle.learning_rate_fn
-        self.state = self.data_parallel.replicate(self.backend.init_train_state(self._model_state, bundle.tx))
+        state = self.backend.init_train_state(self._model_state, bundle.tx)
+        self.state = self.placement.place(state, self.backend.partition_annotations())
 
     def bind_model(self):
         """A callable ``inputs -> outputs`` in eval mode."""
@@ -192,7 +196,7 @@ class TrainerModule(TrainerInterface):
         resume = resume if resume is not None and resume.epoch == epoch_idx else None
         start = resume.batch if resume else 0
         first_step = self.global_step - start
-        runs = self.data_parallel.prefetch(epoch_runs(loader, epoch_idx, start, self.config.steps_per_dispatch))
+        runs = self.placement.prefetch(epoch_runs(loader, epoch_idx, start, self.config.steps_per_dispatch))
         first = next(runs, None)
         if first is None:
             raise InputError(f"The train loader yielded no batches in epoch {epoch_idx}.")
@@ -201,7 +205,7 @@ class TrainerModule(TrainerInterface):
         self.runner.compile_train(first, lr, self.callbacks, inputs)
         carry, concats = self.runner.start_epoch(self.global_step, epoch_idx, inputs), []
         if resume:
-            carry, concats = _resumed(resume, carry), list(resume.concats)
+            carry, concats = self.placement.replicate(_resumed(resume, carry)), list(resume.concats)
         bar = self._epoch_bar.start(_len_or_none(loader), f"Epoch {epoch_idx}")
         check = self._nonfinite_check(epoch_idx)
         step_log = StepLog(self.runner, self.logger, self.derive_metrics, check, self.global_step, bar)
@@ -244,7 +248,7 @@ class TrainerModule(TrainerInterface):
         self._run_callbacks(f"on_{hook}_epoch_start", epoch_idx)
         carry, concats = None, []
         bar = ProgressBar(_len_or_none(loader), f"{mode.capitalize()} {epoch_idx}", self.config.enable_progress_bar)
-        for _, batch in self.data_parallel.prefetch((1, batch) for batch in loader):
+        for _, batch in self.placement.prefetch((1, batch) for batch in loader):
             if carry is None:
                 carry = self.runner.start_eval(self.model_state, batch, policy_values(self.value_policies, epoch_idx))
             carry, concat = self.runner.eval(carry, batch)
@@ -327,7 +331,7 @@ class TrainerModule(TrainerInterface):
     def _write_run_files(self) -> None:
         """A trainer built in Python (not by ``jax-trainer fit``) gets its config.yaml and exmp_input.npz with its
         first checkpoint, so ``load_from_checkpoint`` can rebuild it from the run directory alone."""
-        if (Path(self.log_dir) / CONFIG_FILE).is_file():
+        if not is_main_process() or (Path(self.log_dir) / CONFIG_FILE).is_file():
             return
         config = dict(self.full_config or self._config_dict())
         module = type(self).__module__

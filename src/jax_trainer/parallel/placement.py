@@ -1,0 +1,138 @@
+"""Putting arrays where the mesh says: the train state by its specs, batches split over the batch axes.
+
+One process: a host batch is the global batch, cut over the local devices. Several processes: each loader yields
+its process's contiguous share of every global batch (``NumpyLoader(num_shards=, shard_index=)``), and the global
+array is assembled from the shares (``jax.make_array_from_process_local_data``): no process holds the whole batch. A
+batch every process holds whole (a short last batch that does not split evenly, marked by its loader) is
+replicated. ``jax.jit`` inserts the collectives itself from the shardings, so the steps are the same code on one
+device or many.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+import jax
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from jax_trainer.parallel.mesh import MeshError, batch_axes, batch_shards, build_mesh
+from jax_trainer.parallel.rules import parse_logical_rules, parse_rules, state_specs
+
+# A compiled identity copies host arrays to the device in jit's C++ dispatch path: for a small batch several
+# times cheaper than ``jax.device_put``'s Python path, a cost the loop pays on every step.
+_to_default_device = jax.jit(lambda batch: batch)
+
+
+class Placement:
+    """The mesh of a run (None: a single device) and the layouts on it. ``rules``, ``logical`` come from
+    ``trainer.sharding_rules`` and ``trainer.logical_axis_rules`` (``rules.py``)."""
+
+    def __init__(self, mesh: Mesh | None, rules=(), logical: dict | None = None):
+        self.mesh = mesh
+        self.rules, self.logical = list(rules), dict(logical or {})
+        self.processes = jax.process_count()
+        self._host_is_device = mesh is None and jax.default_backend() == "cpu"
+        self._axes = batch_axes(mesh) if mesh is not None else ()
+
+    @property
+    def num_shards(self) -> int:
+        """How many ways a batch is split (the product of the batch axes)."""
+        return batch_shards(self.mesh)
+
+    # ----------------------------------------------------------------- state
+    def specs(self, tree: Any, annotations: dict | None = None) -> Any:
+        """The ``PartitionSpec`` of every leaf of ``tree`` (all replicated without a mesh)."""
+        shape = dict(self.mesh.shape) if self.mesh is not None else {}
+        return state_specs(tree, shape, self.rules, annotations or {}, self.logical)
+
+    def shardings(self, tree: Any, annotations: dict | None = None) -> Any:
+        """The ``NamedSharding`` of every leaf of ``tree``; None without a mesh."""
+        if self.mesh is None:
+            return None
+        return jax.tree.map(lambda spec: NamedSharding(self.mesh, spec), self.specs(tree, annotations),
+                            is_leaf=lambda x: isinstance(x, PartitionSpec))
+
+    def place(self, tree: Any, annotations: dict | None = None) -> Any:
+        """``tree`` laid out by its specs. Every process passes the same values (same seed, same checkpoint); each
+        keeps only the shards of its devices."""
+        shardings = self.shardings(tree, annotations)
+        if shardings is None:
+            return tree
+        return jax.tree.map(_put, tree, shardings)
+
+    def replicate(self, tree: Any) -> Any:
+        """``tree`` whole on every device of the mesh (a restored loop carry); as it is without a mesh."""
+        if self.mesh is None:
+            return tree
+        replicated = NamedSharding(self.mesh, PartitionSpec())
+        return jax.tree.map(lambda x: _put(x, replicated), tree)
+
+    # ----------------------------------------------------------------- batches
+    def prefetch(self, runs: Iterable[tuple[int, Any]]) -> Iterable[tuple[int, Any]]:
+        """``(n_steps, batch)`` runs put on the devices ahead of use. On one CPU device, device memory is host
+        memory: the compiled step takes numpy batches as they are, and a copy ahead of use would only add work."""
+        from jax_trainer.parallel.prefetch import prefetch_to_device  # pylint: disable=import-outside-toplevel
+
+        if self._host_is_device:
+            return runs
+        return prefetch_to_device(runs, size=2, put=self.put_batch)
+
+    def put_batch(self, batch, stacked: bool = False):
+        """The global array of a host batch (this process's share of it); ``stacked`` batches carry a leading steps
+        axis before the batch axis."""
+        if self.mesh is None:
+            return _to_default_device(batch)
+        whole = self.processes == 1 or getattr(batch, "whole", False)
+        axis = 1 if stacked else 0
+        split = NamedSharding(self.mesh, PartitionSpec(*([None] * axis), self._axes))
+        replicated = NamedSharding(self.mesh, PartitionSpec())
+
+        def put(x):
+            x = np.asarray(x)
+            rows = x.shape[axis] * (1 if whole else self.processes) if x.ndim > axis else 0
+            sharding = split if rows and rows % self.num_shards == 0 else replicated
+            if whole:
+                return jax.device_put(x, sharding)
+            if sharding is replicated:
+                raise MeshError(
+                    f"A batch of {rows} rows over {self.processes} processes does not split over the "
+                    f"{self.num_shards} batch shards of the mesh: the global batch size must be a multiple of "
+                    f"{self.num_shards} (only a loader's short last batch may differ; NumpyLoader marks it)."
+                )
+            shape = x.shape[:axis] + (rows,) + x.shape[axis + 1:]
+            return jax.make_array_from_process_local_data(sharding, x, shape)
+
+        return jax.tree.map(put, batch)
+
+
+def placement_of(config, mesh: Mesh | None = None) -> Placement:
+    """The placement of a trainer config (``trainer.mesh``, ``trainer.sharding_rules``,
+    ``trainer.logical_axis_rules``); ``mesh`` given overrides ``trainer.mesh``."""
+    rules = parse_rules(config.sharding_rules)
+    logical = parse_logical_rules(config.logical_axis_rules)
+    mesh = build_mesh(config.mesh) if mesh is None else mesh
+    if mesh is None and (rules or logical):
+        used = "trainer.sharding_rules" if rules else "trainer.logical_axis_rules"
+        raise MeshError(f"{used} needs a mesh: set trainer.mesh (there is {jax.device_count()} device).")
+    return Placement(mesh, rules, logical)
+
+
+def _put(x, sharding: NamedSharding):
+    if jax.process_count() > 1 and isinstance(x, jax.Array) and x.is_fully_addressable:
+        # A process-local array: every process holds the same values; each keeps its shards (from host memory:
+        # device_put cannot move a local device's array onto other processes' devices).
+        if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+            data = jax.device_put(np.asarray(jax.random.key_data(x)), sharding)
+            return jax.random.wrap_key_data(data, impl=jax.random.key_impl(x))
+        x = np.asarray(x)
+    return jax.device_put(x, sharding)
+
+
+def to_host(x) -> np.ndarray:
+    """A numpy copy of a (possibly multi-process) array: all of it, gathered where this process lacks shards."""
+    if isinstance(x, jax.Array) and not (x.is_fully_addressable or x.is_fully_replicated):
+        from jax.experimental import multihost_utils  # pylint: disable=import-outside-toplevel
+
+        return np.asarray(multihost_utils.process_allgather(x, tiled=True))
+    return np.asarray(x)

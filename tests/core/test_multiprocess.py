@@ -1,0 +1,118 @@
+"""Two processes train one model (issue 13): a loopback coordinator, gloo, 4 forced CPU devices each, ``trainer.mesh:
+{data: 2, fsdp: 4}``, from the command line into one run directory. They end where one process with 8 devices and
+the same mesh ends; their fsdp-sharded checkpoint restores onto one device bitwise; killed together (SIGKILL) and
+restarted with ``--ckpt-path last`` they end as the uninterrupted run."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import multiprocess
+from jax_trainer.checkpoint import committed_steps, resolve
+from jax_trainer.checkpoint.reading import restore_raw
+from jax_trainer.checkpoint.store import STATE
+from trainer_helpers import subprocess_env
+
+CONFIG = """
+seed: 5
+imports: [slow_steps]
+trainer:
+  class_name: ImgClassifierTrainer
+  train_epochs: 2
+  enable_progress_bar: false
+  mesh: {data: 2, fsdp: 4}
+  logger: {log_dir: unset, log_steps_every: 5}
+  callbacks:
+    ckpt: {class_name: ModelCheckpoint, monitor: val/acc, mode: max, save_top_k: 1, save_last: true, every_n_train_steps: 8}
+    slow: {class_name: SlowSteps, seconds: SECONDS}
+model: {class_name: MLPClassifier, hidden_dims: [32]}
+optimizer: {class_name: AdamW, learning_rate: 3.0e-3}
+dataset: {class_name: DigitsDataset, global_batch_size: 32, val_size: 0.4, test_size: 0.4}
+"""
+
+
+def _config(tmp_path: Path, seconds: float = 0.0) -> Path:
+    path = tmp_path / f"config_{seconds}.yaml"
+    path.write_text(CONFIG.replace("SECONDS", str(seconds)))
+    return path
+
+
+def _fit_args(config: Path, mode: str, log_dir: Path, *extra: str) -> list[str]:
+    return ["fit", str(config), f"trainer.model_mode={mode}", f"trainer.logger.log_dir={log_dir}", *extra]
+
+
+def _one_process(args: list[str], tmp_path: Path, devices: int = 8) -> None:
+    env = {**subprocess_env(tmp_path), "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}",
+           "JAX_PLATFORMS": "cpu"}
+    proc = subprocess.run([sys.executable, "-m", "jax_trainer", *args], env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+
+def _epoch_files(log_dir: Path) -> dict:
+    return {
+        p.name: {k: v for k, v in json.loads(p.read_text()).items() if k != "train/epoch_time"}
+        for p in sorted((log_dir / "metrics").glob("*.json"))
+    }
+
+
+def _assert_same_run(ours: Path, reference: Path) -> None:
+    mine, theirs = _epoch_files(ours), _epoch_files(reference)
+    assert mine.keys() == theirs.keys() and len(mine) >= 4
+    for name in mine:
+        assert mine[name].keys() == theirs[name].keys(), name
+        for key in mine[name]:
+            np.testing.assert_allclose(mine[name][key], theirs[name][key], rtol=1e-5, atol=1e-5, err_msg=f"{name} {key}")
+    a, b = restore_raw(resolve("last", ours), STATE), restore_raw(resolve("last", reference), STATE)
+    assert a.keys() == b.keys()
+    for key in a:
+        np.testing.assert_allclose(a[key], b[key], rtol=1e-5, atol=1e-5, err_msg=str(key))
+
+
+def test_two_processes_train_as_one_process_with_eight_devices(mode, tmp_path):
+    config = _config(tmp_path)
+    multiprocess.run(_fit_args(config, mode, tmp_path / "two"), tmp_path)
+    _one_process(_fit_args(config, mode, tmp_path / "one"), tmp_path)
+    _assert_same_run(tmp_path / "two", tmp_path / "one")
+    assert sorted(p.name for p in (tmp_path / "two").iterdir() if not p.name.startswith("events")) == [
+        ".lock", "checkpoints", "config.yaml", "exmp_input.npz", "metrics", "train.log"]
+    assert len(list((tmp_path / "two").glob("events.out.tfevents.*"))) == 1  # process 0 alone writes logs
+
+    # The fsdp-sharded checkpoint of 2 processes x 4 devices restores onto this process's single device, bitwise.
+    from jax_trainer.trainer import TrainerModule  # pylint: disable=import-outside-toplevel
+
+    trainer = TrainerModule.load_from_checkpoint(tmp_path / "two")
+    stored = restore_raw(resolve("last", tmp_path / "two"), STATE)
+    loaded = trainer.backend.model_state_dict(trainer.model_state)
+    from jax_trainer.checkpoint.trees import flatten  # pylint: disable=import-outside-toplevel
+
+    for key, value in flatten(loaded).items():
+        np.testing.assert_array_equal(np.asarray(value), stored[("model", *key)], err_msg=str(key))
+
+
+def test_both_processes_killed_resume_from_last_as_the_uninterrupted_run(tmp_path):
+    """SIGKILL both processes once a mid-epoch checkpoint is committed; ``--ckpt-path last`` in two new processes ends
+    where one uninterrupted 8-device process ends (linen; the equality of the backends is the test above)."""
+    run = tmp_path / "killed"
+    procs = multiprocess.start(_fit_args(_config(tmp_path, 0.05), "linen", run), tmp_path)
+    try:
+        end = time.monotonic() + 240
+        while not committed_steps(run / "checkpoints"):
+            assert all(p.poll() is None for p in procs), "a process ended before its first checkpoint"
+            assert time.monotonic() < end, "no checkpoint within the time limit"
+            time.sleep(0.01)
+    finally:
+        multiprocess.stop(procs)  # SIGKILL, both
+    assert committed_steps(run / "checkpoints")[-1] < 44  # killed inside the run, not after it
+    resume = _fit_args(_config(tmp_path), "linen", run)
+    multiprocess.run([*resume[:2], "--ckpt-path", "last", *resume[2:]], tmp_path)
+    _one_process(_fit_args(_config(tmp_path), "linen", tmp_path / "one"), tmp_path)
+    _assert_same_run(run, tmp_path / "one")
