@@ -10,7 +10,7 @@ import numpy as np
 
 from jax_trainer.datasets.batch import SupervisedBatch
 from jax_trainer.datasets.files import DataError
-from jax_trainer.datasets.prefetch import prefetched
+from jax_trainer.datasets.workers import prefetched
 
 
 class NumpyLoader:

@@ -2,7 +2,8 @@
 
 Reading rows (``os.pread``), gathering and normalising them (numpy) release the GIL, so a few threads prepare the
 next batches while the main thread dispatches steps to the device. Results come back in submission order, so the
-data order (and hence an exact resume) does not depend on the number of threads.
+data order (and hence an exact resume) does not depend on the number of threads. (Putting the prepared batches on
+the device ahead of use is ``parallel/prefetch.py``'s job, downstream of this.)
 """
 
 from __future__ import annotations
