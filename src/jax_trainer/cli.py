@@ -154,6 +154,19 @@ def _summary(args) -> int:
     return 0
 
 
+def _shards_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("npz", help="an .npz file with x_train, y_train and optionally x_val, y_val, x_test, y_test")
+    parser.add_argument("out_dir", help="an empty folder for the .npy shards (NpyShardsDataset's data_dir)")
+    parser.add_argument("--rows-per-shard", type=_positive_int, default=None, metavar="N", help="default: ~1 GiB")
+
+
+def _shards(args) -> int:
+    from jax_trainer.datasets.npy_shards import shards_from_npz
+
+    print(f"wrote {len(shards_from_npz(args.npz, args.out_dir, args.rows_per_shard))} files to {args.out_dir}")
+    return 0
+
+
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {
     "fit": ("train from a YAML config", lambda p: _add_config_arguments(p, ckpt_required=False), _fit),
     "validate": (
@@ -175,6 +188,7 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callab
     "bench": ("steps/s of the trainer (linen, nnx) against hand-written jax.jit loops", _bench_arguments, _bench),
     "migrate": ("convert a linen run's checkpoint for an nnx model, check parity", _migrate_arguments, _migrate),
     "tune": ("hyperparameter search with optuna from the config's tune: section", _tune_arguments, _tune),
+    "shards": ("write an .npz file's arrays as .npy shards for NpyShardsDataset", _shards_arguments, _shards),
 }
 
 

@@ -32,6 +32,13 @@ def _parse(data: dict):
     return compoconf.parse_config(_Top, {"dataset": data}).dataset
 
 
+def _served(loader):
+    """Every example a loader serves, in order: the values a training step sees (file-backed inputs are raw in
+    ``splits()`` and scaled per batch)."""
+    batches = list(loader)
+    return np.concatenate([b.input for b in batches]), np.concatenate([b.target for b in batches])
+
+
 def _sizes(splits):
     return tuple(None if loader is None else loader.num_examples for loader in (splits.train, splits.val, splits.test))
 
@@ -84,7 +91,7 @@ def test_parsed_config_logs_ignored_fields(caplog):
     assert isinstance(cfg, DigitsConfig)
     with caplog.at_level(logging.DEBUG, logger="jax_trainer.datasets"):
         cfg.instantiate(DatasetInterface)
-    assert "num_workers" in caplog.text and "pin_memory" in caplog.text
+    assert "pin_memory" in caplog.text and "num_workers" not in caplog.text  # num_workers: prefetch threads
 
 
 def test_local_batch_size_must_match_global():
@@ -165,12 +172,14 @@ def test_mnist_reads_idx_files(tmp_path):
                  "global_batch_size": 8}).instantiate(DatasetInterface)
     train, val, test = ds.splits()
     assert (train.size, val.size, test.size) == (25, 5, 7)
-    np.testing.assert_allclose(test.input, data["t10k"][0] / 255.0, rtol=1e-6)
-    np.testing.assert_array_equal(test.target, data["t10k"][1])
-    assert test.target.dtype == np.int32 and test.input.shape == (7, 28, 28)
-    normalized = MNISTConfig(data_dir=str(tmp_path), val_size=5).instantiate(DatasetInterface).splits()[2]
-    assert normalized.input.dtype == np.float32
-    np.testing.assert_allclose(normalized.input, (data["t10k"][0] / 255.0 - 0.1307) / 0.3081, rtol=1e-5, atol=1e-5)
+    inputs, targets = _served(ds.build().test)
+    np.testing.assert_allclose(inputs, data["t10k"][0] / 255.0, rtol=1e-6)
+    np.testing.assert_array_equal(targets, data["t10k"][1])
+    assert targets.dtype == np.int32 and inputs.shape == (7, 28, 28)
+    mnist = MNISTConfig(data_dir=str(tmp_path), val_size=5, global_batch_size=4).instantiate(DatasetInterface)
+    normalized = _served(mnist.build().test)[0]
+    assert normalized.dtype == np.float32
+    np.testing.assert_allclose(normalized, (data["t10k"][0] / 255.0 - 0.1307) / 0.3081, rtol=1e-5, atol=1e-5)
 
 
 def test_read_idx_handles_wider_types_and_rejects_bad_files(tmp_path):
@@ -211,13 +220,15 @@ def test_cifar10_reads_binary_batches(tmp_path):
     )
     train, val, test = ds.splits()
     assert (train.size, val.size, test.size) == (8, 2, 3)
-    assert test.input.shape == (3, 32, 32, 3) and test.target.tolist() == [7, 8, 9]
-    np.testing.assert_allclose(test.input[1, 5, 9], np.array([108, 158, 208]) / 255.0, rtol=1e-6)
+    inputs, targets = _served(ds.build().test)
+    assert inputs.shape == (3, 32, 32, 3) and targets.tolist() == [7, 8, 9]
+    np.testing.assert_allclose(inputs[1, 5, 9], np.array([108, 158, 208]) / 255.0, rtol=1e-6)
     assert sorted(np.concatenate([train.target, val.target]).tolist()) == [1, 2, 2, 3, 3, 4, 4, 5, 5, 6]
-    normalized = CIFAR10Config(data_dir=str(tmp_path), val_size=0).instantiate(DatasetInterface).splits()[2]
+    cifar = CIFAR10Config(data_dir=str(tmp_path), val_size=0, global_batch_size=4).instantiate(DatasetInterface)
+    normalized = _served(cifar.build().test)[0]
     expected = (np.array([108, 158, 208]) / 255.0 - [0.4914, 0.4822, 0.4465]) / [0.2023, 0.1994, 0.2010]
-    assert normalized.input.dtype == np.float32
-    np.testing.assert_allclose(normalized.input[1, 0, 0], expected, rtol=1e-5)
+    assert normalized.dtype == np.float32
+    np.testing.assert_allclose(normalized[1, 0, 0], expected, rtol=1e-5)
 
 
 def test_cifar10_missing_and_damaged_files(tmp_path):

@@ -10,6 +10,7 @@ from jax_trainer.datasets.batch import SupervisedBatch
 from jax_trainer.datasets.files import DataError, find_file
 from jax_trainer.datasets.in_memory import InMemoryDataset
 from jax_trainer.datasets.interfaces import DatasetConfig
+from jax_trainer.datasets.sources import ConcatRows, FileRows
 from jax_trainer.datasets.splits import random_split
 
 _RECORD = 1 + 3 * 32 * 32  # label byte, then 1024 red, 1024 green, 1024 blue bytes (row-major)
@@ -20,22 +21,24 @@ CIFAR10_MEAN = np.array([0.4914, 0.4822, 0.4465], np.float32)
 CIFAR10_STD = np.array([0.2023, 0.1994, 0.2010], np.float32)
 
 
-def read_cifar_bin(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """Return (images (N, 32, 32, 3) uint8, labels (N,) uint8) from one binary batch file; a DataError naming the
-    file for a size that is not whole records or a label outside 0-9."""
-    raw = np.fromfile(path, dtype=np.uint8)
-    if raw.size == 0 or raw.size % _RECORD:
-        raise DataError(f"{path}: {raw.size} bytes is not a whole number of {_RECORD}-byte CIFAR-10 records")
-    records = raw.reshape(-1, _RECORD)
-    labels = records[:, 0]
+_RECORD_DTYPE = np.dtype([("label", np.uint8), ("image", np.uint8, (3, 32, 32))])
+
+
+def open_cifar_bin(path: Path) -> tuple[FileRows, np.ndarray]:
+    """(images (N, 32, 32, 3) uint8 left in the file, labels (N,) int32 in memory) of one binary batch file; a
+    DataError naming the file for a size that is not whole records or a label outside 0-9."""
+    size = path.stat().st_size
+    if size == 0 or size % _RECORD:
+        raise DataError(f"{path}: {size} bytes is not a whole number of {_RECORD}-byte CIFAR-10 records")
+    # The label column alone is copied out (one byte per 3073); the mapping is dropped right after.
+    labels = np.array(np.memmap(path, _RECORD_DTYPE, mode="r")["label"], dtype=np.int32)
     bad = np.flatnonzero(labels >= _NUM_CLASSES)
     if bad.size:
         raise DataError(
             f"{path}: record {bad[0]} has label {labels[bad[0]]}, but CIFAR-10 labels are 0-{_NUM_CLASSES - 1} "
             f"({bad.size} such records); is this a CIFAR-100 or a damaged file?"
         )
-    images = records[:, 1:].reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
-    return images, labels
+    return FileRows(path, 0, size // _RECORD, _RECORD_DTYPE, field="image", axes=(1, 2, 0)), labels
 
 
 @dataclass
@@ -49,7 +52,8 @@ class CIFAR10Config(DatasetConfig):
 @register
 class CIFAR10Dataset(InMemoryDataset):
     """Inputs (N, 32, 32, 3) float32 scaled to [0, 1], standardised per channel with the CIFAR-10
-    mean/std when ``normalize``; targets int32. Validation is held out of the five training batches."""
+    mean/std when ``normalize``; targets int32. Validation is held out of the five training batches. Images stay
+    in the files as uint8 and are read and scaled a batch at a time (labels, 4 bytes an image, are in memory)."""
 
     config: CIFAR10Config
 
@@ -62,11 +66,18 @@ class CIFAR10Dataset(InMemoryDataset):
         self.test_path = find_file(dirs, [_TEST_FILE], expected.format(_TEST_FILE))
 
     def _load(self, paths: list[Path]) -> SupervisedBatch:
-        parts = [read_cifar_bin(p) for p in paths]
-        images = np.concatenate([p[0] for p in parts]).astype(np.float32) / 255.0
+        parts = [open_cifar_bin(p) for p in paths]
+        images = ConcatRows([p[0] for p in parts], name=f"CIFAR-10 images of {', '.join(p.name for p in paths)}")
+        return SupervisedBatch(images, np.concatenate([p[1] for p in parts]))
+
+    def transform(self, batch: SupervisedBatch) -> SupervisedBatch:
+        """Stored pixels -> float32 in [0, 1], then standardised per channel with ``normalize``."""
+        images = batch.input.astype(np.float32)
+        images /= 255.0  # in place: the same float32 operations as (x / 255 - mean) / std, without temporaries
         if self.config.normalize:
-            images = (images - CIFAR10_MEAN) / CIFAR10_STD
-        return SupervisedBatch(images, np.concatenate([p[1] for p in parts]).astype(np.int32))
+            images -= CIFAR10_MEAN
+            images /= CIFAR10_STD
+        return SupervisedBatch(images, batch.target)
 
     def load_splits(self):
         cfg = self.config

@@ -1,5 +1,6 @@
-"""Shared machinery of the built-in datasets: arrays held in memory, split once, served by
-``NumpyLoader`` (train shuffled with drop_last; val/test in order, keeping the last partial batch)."""
+"""Shared machinery of the built-in datasets: row arrays (in memory, or RowSources left on disk), split once,
+served by ``NumpyLoader`` (train shuffled with drop_last; val/test in order, keeping the last partial batch), with
+the dataset's per-batch ``transform`` and ``num_workers`` prefetch threads."""
 
 import logging
 
@@ -10,16 +11,17 @@ from jax_trainer.datasets.batch import SupervisedBatch
 from jax_trainer.datasets.files import DataError
 from jax_trainer.datasets.interfaces import DatasetConfig, DatasetInterface, DatasetSplits
 from jax_trainer.datasets.loader import NumpyLoader
-from jax_trainer.datasets.splits import take
 
 LOGGER = logging.getLogger(__name__)
 
-_ALWAYS_IGNORED = ("num_workers", "pin_memory", "prefetch_factor")
+_ALWAYS_IGNORED = ("pin_memory",)
 
 
 class InMemoryDataset(DatasetInterface):
-    """Subclasses implement ``load_splits``; ``ignored_fields`` names config fields that have no
-    meaning for them (logged at debug level, never an error, so original configs keep loading)."""
+    """Subclasses implement ``load_splits`` and, when their rows are stored raw (uint8 images), ``transform``;
+    ``ignored_fields`` names config fields that have no meaning for them (logged at debug level, never an error, so
+    original configs keep loading). The name is historical: file-backed datasets (MNIST, CIFAR-10, NpyShards)
+    share this machinery with rows that stay on disk."""
 
     config: DatasetConfig
     ignored_fields: tuple[str, ...] = ()
@@ -33,6 +35,11 @@ class InMemoryDataset(DatasetInterface):
     def load_splits(self) -> tuple[SupervisedBatch, SupervisedBatch | None, SupervisedBatch | None]:
         """Return (train, val, test) arrays; val/test may be None."""
         raise NotImplementedError
+
+    def transform(self, batch: SupervisedBatch) -> SupervisedBatch:
+        """A gathered batch of stored rows -> the batch served (casting, normalisation); the rows as they are by
+        default. Must act row by row, so that a batch is served the same whatever the rows around it."""
+        return batch
 
     def splits(self) -> tuple[SupervisedBatch, SupervisedBatch | None, SupervisedBatch | None]:
         """``load_splits`` computed once and cached."""
@@ -57,8 +64,9 @@ class InMemoryDataset(DatasetInterface):
     def build(self) -> DatasetSplits:
         self.local_batch_size()
         train, val, test = self.splits()
-        shard = {"num_shards": jax.process_count(), "shard_index": jax.process_index()}
-        bs = self.config.global_batch_size
+        cfg = self.config
+        shard = {"num_shards": jax.process_count(), "shard_index": jax.process_index(), **self._loader_options()}
+        bs = cfg.global_batch_size
 
         def eval_loader(arrays):
             if arrays is None:
@@ -66,11 +74,19 @@ class InMemoryDataset(DatasetInterface):
             return NumpyLoader(arrays, bs, shuffle=False, drop_last=False, **shard)
 
         return DatasetSplits(
-            train=NumpyLoader(train, bs, shuffle=True, drop_last=True, seed=self.config.seed, **shard),
+            train=NumpyLoader(train, bs, shuffle=True, drop_last=True, seed=cfg.seed, **shard),
             val=eval_loader(val),
             test=eval_loader(test),
         )
 
+    def _loader_options(self) -> dict:
+        """The per-batch transform (only where the subclass has one) and the prefetch settings."""
+        own = type(self).transform is not InMemoryDataset.transform
+        cfg = self.config
+        return {"transform": self.transform if own else None, "num_workers": cfg.num_workers,
+                "prefetch_factor": cfg.prefetch_factor}
+
     def example_batch(self) -> SupervisedBatch:
         train = self.splits()[0]
-        return take(train, np.arange(min(self.local_batch_size(), train.size)))
+        rows = np.arange(min(self.local_batch_size(), train.size))
+        return self.transform(jax.tree_util.tree_map(lambda a: np.asarray(a[rows]), train))

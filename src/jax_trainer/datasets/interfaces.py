@@ -22,8 +22,10 @@ class DatasetConfig(ConfigInterface):
     ``global_batch_size`` is the batch over all hosts; ``local_batch_size`` (default: global / number
     of processes) is what one host's loader yields. ``val_size`` is a fraction of the data when below
     1, else a number of examples (one float field, so YAML ``0.1`` and ``5000`` both parse).
-    ``split_seed`` fixes the train/val(/test) split and ``seed`` the per-epoch shuffle. ``num_workers``, ``pin_memory`` and ``prefetch_factor`` are
-    accepted for compatibility and ignored: data is held in memory.
+    ``split_seed`` fixes the train/val(/test) split and ``seed`` the per-epoch shuffle. ``num_workers`` threads
+    prepare host batches ahead of the training loop, up to ``num_workers * prefetch_factor`` (default factor 2)
+    at once (0: batches are prepared when asked for); the batches and their order do not depend on them.
+    ``pin_memory`` is accepted for compatibility and ignored.
     """
 
     data_dir: Optional[str] = None
@@ -42,6 +44,10 @@ class DatasetConfig(ConfigInterface):
             raise ValueError(f"global_batch_size: must be positive, got {self.global_batch_size}")
         if self.local_batch_size is not None and self.local_batch_size <= 0:
             raise ValueError(f"local_batch_size: must be positive, got {self.local_batch_size}")
+        if self.num_workers < 0:
+            raise ValueError(f"num_workers: must be >= 0, got {self.num_workers}")
+        if self.prefetch_factor is not None and self.prefetch_factor < 1:
+            raise ValueError(f"prefetch_factor: must be >= 1, got {self.prefetch_factor}")
         check_split_size("val_size", self.val_size)
         check_seed("seed", self.seed)
         check_seed("split_seed", self.split_seed)

@@ -1,13 +1,16 @@
-"""In-memory batch iterator whose order and position can be checkpointed and restored exactly."""
+"""Batch iterator over row arrays (in memory or on disk) whose order and position can be checkpointed and
+restored exactly."""
 
 import dataclasses
 import math
+from typing import Callable, Optional
 
 import jax
 import numpy as np
 
 from jax_trainer.datasets.batch import SupervisedBatch
 from jax_trainer.datasets.files import DataError
+from jax_trainer.datasets.workers import prefetched
 
 
 class NumpyLoader:
@@ -22,9 +25,16 @@ class NumpyLoader:
     ``n``, stacked, for a trainer that runs several steps per dispatch.
 
     ``batch_size`` is the global batch; with ``num_shards > 1`` (one shard per process) every shard
-    walks the same global order and yields its own contiguous slice of each full global batch. A short last batch
-    is read whole by every shard and marked ``whole`` (it need not split evenly; the trainer replicates it), so
-    every example is seen exactly once, as on one process.
+    walks the same global order and yields its own contiguous slice of each full global batch, gathering only
+    those rows. A short last batch is read whole by every shard and marked ``whole`` (it need not split evenly;
+    the trainer replicates it), so every example is seen exactly once, as on one process.
+
+    ``arrays`` may hold numpy arrays or :class:`~jax_trainer.datasets.sources.RowSource` s (rows kept on disk,
+    read per batch in their stored dtype). ``transform`` (``SupervisedBatch -> SupervisedBatch``) runs on each
+    gathered batch of rows, before a run is stacked: casting and normalising uint8 images per batch, so the set
+    is never converted whole. With ``num_workers > 0`` that many threads gather and transform up to
+    ``num_workers * prefetch_factor`` batches (default factor 2) ahead of the consumer, in order; the batches
+    and the cursor are the same as without workers.
     """
 
     def __init__(
@@ -37,6 +47,9 @@ class NumpyLoader:
         seed: int = 0,
         num_shards: int = 1,
         shard_index: int = 0,
+        transform: Optional[Callable[[SupervisedBatch], SupervisedBatch]] = None,
+        num_workers: int = 0,
+        prefetch_factor: Optional[int] = None,
     ):
         leaves = jax.tree_util.tree_leaves(arrays)
         if not leaves:
@@ -50,6 +63,8 @@ class NumpyLoader:
             raise DataError(f"batch_size {batch_size} is not divisible by num_shards {num_shards}")
         if not 0 <= shard_index < num_shards:
             raise DataError(f"shard_index {shard_index} out of range for num_shards {num_shards}")
+        if num_workers < 0 or (prefetch_factor is not None and prefetch_factor < 1):
+            raise DataError(f"num_workers must be >= 0 and prefetch_factor >= 1, got {num_workers}, {prefetch_factor}")
         self.arrays = arrays
         self.num_examples = sizes.pop()
         self.batch_size = batch_size
@@ -58,6 +73,9 @@ class NumpyLoader:
         self.seed = seed
         self.num_shards = num_shards
         self.shard_index = shard_index
+        self.transform = transform
+        self.num_workers = num_workers
+        self.prefetch_factor = 2 if prefetch_factor is None else prefetch_factor
         if len(self) == 0:
             raise DataError(
                 f"{self.num_examples} examples give no batch of size {batch_size} with drop_last=True"
@@ -117,24 +135,45 @@ class NumpyLoader:
         before a short last batch. The cursor advances past a run as it is yielded."""
         state = self.state_dict()
         self._epoch, self._batch_idx = state["epoch"], state["batch_idx"]
-        order, full = self.order(self._epoch), self.num_examples // self.batch_size
-        i = self._batch_idx
-        while i < len(self):
-            n = min(size, len(self) - i, full - i) if i < full else 1
-            rows = [self._shard(order[j * self.batch_size : (j + 1) * self.batch_size]) for j in range(i, i + n)]
-            if n == 1:
-                batch = jax.tree_util.tree_map(lambda a, rows=rows[0]: a[rows], self.arrays)
-                if self.num_shards > 1 and i >= full and isinstance(batch, SupervisedBatch):
-                    batch = dataclasses.replace(batch, whole=True)
-            else:
-                run = np.concatenate(rows)
-                batch = jax.tree_util.tree_map(lambda a, n=n, run=run: a[run].reshape(n, -1, *a.shape[1:]), self.arrays)
-            i += n
-            self._batch_idx = i
-            yield n, batch
+        runs = self._runs(self.order(self._epoch), self._batch_idx, size)
+        if not self.num_workers:
+            for n, end, batch in map(self._gather, runs):
+                self._batch_idx = end
+                yield n, batch
+        else:
+            batches = prefetched(runs, self._gather, self.num_workers, self.num_workers * self.prefetch_factor)
+            try:
+                for n, end, batch in batches:
+                    self._batch_idx = end
+                    yield n, batch
+            finally:  # a consumer that stops early (max_steps, an error) stops the threads with it
+                batches.close()
         # Shuffle the next epoch now, while the device still works through this one's last steps: a training loop
         # asks for it right after its epoch-end sync, when host work leaves the device idle.
         self.order(self._epoch + 1)
+
+    def _runs(self, order: np.ndarray, i: int, size: int):
+        """``(n, end, rows, whole)`` of each run from batch ``i``: its length, the cursor after it, this shard's rows,
+        and whether every shard reads it whole."""
+        full = self.num_examples // self.batch_size
+        while i < len(self):
+            n = min(size, len(self) - i, full - i) if i < full else 1
+            rows = [self._shard(order[j * self.batch_size : (j + 1) * self.batch_size]) for j in range(i, i + n)]
+            whole = self.num_shards > 1 and i >= full  # the short last batch, held whole by every shard
+            i += n
+            yield n, i, rows[0] if n == 1 else np.concatenate(rows), whole
+
+    def _gather(self, run) -> tuple[int, int, SupervisedBatch]:
+        """A run's ``(n, end, batch)``: its rows read, transformed and (for n > 1) stacked on a new leading axis."""
+        n, end, rows, whole = run
+        batch = jax.tree_util.tree_map(lambda a: a[rows], self.arrays)
+        if self.transform is not None:
+            batch = self.transform(batch)
+        if whole and isinstance(batch, SupervisedBatch):
+            batch = dataclasses.replace(batch, whole=True)
+        if n > 1:
+            batch = jax.tree_util.tree_map(lambda a: a.reshape(n, -1, *a.shape[1:]), batch)
+        return n, end, batch
 
     def _shard(self, rows: np.ndarray) -> np.ndarray:
         if self.num_shards == 1 or len(rows) < self.batch_size:  # a short last batch: read whole (see above)

@@ -11,6 +11,7 @@ from jax_trainer.datasets.batch import SupervisedBatch
 from jax_trainer.datasets.files import DataError, find_file
 from jax_trainer.datasets.in_memory import InMemoryDataset
 from jax_trainer.datasets.interfaces import DatasetConfig
+from jax_trainer.datasets.sources import FileRows
 from jax_trainer.datasets.splits import random_split
 
 # IDX type codes -> big-endian numpy dtypes.
@@ -24,20 +25,42 @@ _FILES = {
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
 
 
-def read_idx(path: Path) -> np.ndarray:
-    """Parse an IDX file: 2 zero bytes, a type code, the number of dims, big-endian int32 dims, data."""
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as f:
-        raw = f.read()
+def _idx_header(raw: bytes, path: Path, size: int) -> tuple[np.dtype, tuple[int, ...], int]:
+    """(dtype, shape, data offset) from an IDX header: 2 zero bytes, a type code, the number of dims, big-endian
+    int32 dims; a DataError naming the file for a bad magic number or a size that does not match."""
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
         raise DataError(f"{path} is not an IDX file (bad magic number {raw[:4].hex()})")
     dtype, ndim = np.dtype(_IDX_DTYPES[raw[2]]), raw[3]
     header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise DataError(f"{path}: IDX header of {ndim} dims is cut short ({len(raw)} bytes)")
     shape = tuple(int(d) for d in np.frombuffer(raw, ">i4", count=ndim, offset=4))
     expected = header + int(np.prod(shape)) * dtype.itemsize
-    if len(raw) != expected:
-        raise DataError(f"{path}: header says shape {shape} ({expected} bytes), file has {len(raw)} bytes")
+    if size != expected:
+        raise DataError(f"{path}: header says shape {shape} ({expected} bytes), file has {size} bytes")
+    return dtype, shape, header
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """Parse a whole IDX file into memory (plain or gzipped), in native byte order."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as f:
+        raw = f.read()
+    dtype, shape, header = _idx_header(raw, path, len(raw))
     return np.frombuffer(raw, dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="))
+
+
+def open_idx(path: Path) -> FileRows | np.ndarray:
+    """An IDX file's rows as stored: left on disk (a FileRows) when plain, read into memory when gzipped (a gzip
+    stream cannot be read at random). No float copy either way."""
+    if path.suffix == ".gz":
+        return read_idx(path)
+    with open(path, "rb") as f:
+        head = f.read(4 + 4 * 255)
+    dtype, shape, header = _idx_header(head, path, path.stat().st_size)
+    if not shape:
+        raise DataError(f"{path}: an IDX file of rows needs at least one dimension, got a scalar")
+    return FileRows(path, header, shape[0], np.dtype((dtype, shape[1:])))
 
 
 @dataclass
@@ -51,7 +74,8 @@ class MNISTConfig(DatasetConfig):
 @register
 class MNISTDataset(InMemoryDataset):
     """Inputs (N, 28, 28) float32 scaled to [0, 1], standardised with the MNIST mean/std when
-    ``normalize``; targets int32. Validation examples are held out of the training files."""
+    ``normalize``; targets int32. Validation examples are held out of the training files. Images stay in
+    the files as uint8 (gzipped files: uint8 in memory) and are scaled a batch at a time."""
 
     config: MNISTConfig
 
@@ -66,13 +90,20 @@ class MNISTDataset(InMemoryDataset):
 
     def _split(self, images_key: str, labels_key: str) -> SupervisedBatch:
         images_path, labels_path = self.paths[images_key], self.paths[labels_key]
-        images = read_idx(images_path).astype(np.float32) / 255.0
+        images = open_idx(images_path)
         labels = read_idx(labels_path).astype(np.int32)
         if len(images) != len(labels):
             raise DataError(f"{images_path} has {len(images)} images, {labels_path} has {len(labels)} labels")
-        if self.config.normalize:
-            images = (images - MNIST_MEAN) / MNIST_STD
         return SupervisedBatch(images, labels)
+
+    def transform(self, batch: SupervisedBatch) -> SupervisedBatch:
+        """Stored pixels -> float32 in [0, 1], then (x - mean) / std with ``normalize``."""
+        images = batch.input.astype(np.float32)
+        images /= 255.0  # in place: the same float32 operations as (x / 255 - mean) / std, without temporaries
+        if self.config.normalize:
+            images -= MNIST_MEAN
+            images /= MNIST_STD
+        return SupervisedBatch(images, batch.target)
 
     def load_splits(self):
         cfg = self.config

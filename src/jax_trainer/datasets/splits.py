@@ -1,10 +1,11 @@
-"""Deterministic random train/held-out splits of in-memory arrays."""
+"""Deterministic random train/held-out splits of row arrays (in memory, or RowSources left on disk)."""
 
 import jax
 import numpy as np
 
 from jax_trainer.datasets.batch import SupervisedBatch
 from jax_trainer.datasets.files import DataError
+from jax_trainer.datasets.sources import RowSource
 
 
 def split_count(size: float, n: int, name: str) -> int:
@@ -16,7 +17,8 @@ def split_count(size: float, n: int, name: str) -> int:
 
 
 def take(arrays: SupervisedBatch, rows: np.ndarray) -> SupervisedBatch:
-    return jax.tree_util.tree_map(lambda a: a[rows], arrays)
+    """The rows ``rows`` of every array: copied from numpy arrays, a lazy selection of a RowSource (read nothing)."""
+    return jax.tree_util.tree_map(lambda a: a.subset(rows) if isinstance(a, RowSource) else a[rows], arrays)
 
 
 def random_split(
