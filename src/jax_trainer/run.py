@@ -10,6 +10,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
+from jax_trainer.checkpoint import CheckpointError, resolve
 from jax_trainer.checkpoint.rundir import write_run_files
 from jax_trainer.checkpoint.store import locate
 from jax_trainer.config import Config, ConfigError, to_dict
@@ -50,6 +51,17 @@ def fit(config: Config, ckpt_path: str | None = None) -> dict:
     dataset, splits = build_data(config)
     trainer = build_trainer(config, dataset.example_batch())
     return trainer.train_model(splits.train, splits.val, splits.test, ckpt_path=ckpt_path)
+
+
+def where(config: Config) -> str:
+    """Where a finished run left its results: its folder and its best checkpoint (the last one when no
+    ``ModelCheckpoint`` monitors a metric), the line ``jax-trainer fit`` ends with."""
+    log_dir = config.trainer.logger.log_dir
+    try:
+        best = resolve("best", log_dir)
+        return f"run folder {log_dir}; best checkpoint {best}" if best else f"run folder {log_dir}; no checkpoints"
+    except CheckpointError:  # checkpoints without a monitored best
+        return f"run folder {log_dir}; last checkpoint {resolve('last', log_dir)} (no monitored best)"
 
 
 @contextlib.contextmanager

@@ -172,8 +172,7 @@ class TrainerModule(TrainerInterface):
                     if val_loader is not None and epoch_idx % self.config.check_val_every_n_epoch == 0:
                         all_metrics[epoch_idx] = self.eval_model(val_loader, "val", epoch_idx)
                     self._stop_point()  # the epoch is complete: write the checkpoints callbacks asked for
-                self.logger.write_pending()  # the last epoch's report, so its loss is on the bar drawn last
-                self._epoch_bar.close()
+                self.logger.write_pending()  # the last epoch's report, before the test's bar
                 if test_loader is not None:
                     all_metrics["test"] = self.test_model(test_loader, self.current_epoch)
                 self._run_callbacks("on_training_end")
@@ -223,6 +222,7 @@ class TrainerModule(TrainerInterface):
             bar.update(n_steps)
             if self._max_steps_reached():
                 break
+        self._epoch_bar.close()  # drawn at its final count before anything else writes to the console
         next_inputs = policy_values(self.value_policies, epoch_idx + 1)
         results = self.runner.finish_epoch(carry, self.global_step, epoch_idx + 1, next_inputs)
         self._check_nonfinite(carry, epoch_idx)  # with detect_nans: stop here, not at a later write
@@ -234,7 +234,7 @@ class TrainerModule(TrainerInterface):
             return {**epoch, keys.EPOCH_TIME: epoch_time}
 
         metrics = EpochMetrics(fetch)  # read from the device only by a callback that reads it, or once computed
-        write_epoch(self.logger, metrics, keys.TRAIN, epoch_idx, self.global_step, ready=results.is_ready, bar=bar)
+        write_epoch(self.logger, metrics, keys.TRAIN, epoch_idx, self.global_step, ready=results.is_ready)
         self._run_callbacks("on_training_epoch_end", metrics, epoch_idx)
         return metrics
 
@@ -252,12 +252,13 @@ class TrainerModule(TrainerInterface):
             if concat:
                 concats.append((1, concat))
             bar.update(1)
-        bar.close()
         if carry is None:
+            bar.close()
             raise InputError(f"The {mode} loader yielded no batches.")
         self._check_nonfinite(carry, epoch_idx)
         results = self.runner.eval_results(carry)
         metrics = fetch_epoch(self.runner.eval_steps.accumulators, results, mode, concats, self.derive_metrics)
+        bar.close()  # after the fetch: the device is done, so the bar's rate is the evaluation's own
         write_epoch(self.logger, metrics, mode, epoch_idx, self.global_step)
         self._run_callbacks(f"on_{hook}_epoch_end", metrics, epoch_idx)
         return {k: v for k, v in metrics.items() if isinstance(v, float)}
