@@ -17,6 +17,7 @@ from jax_trainer.config import Config, ConfigError, to_dict
 from jax_trainer.datasets.interfaces import DatasetInterface
 from jax_trainer.trainer.config import TrainerInterface
 from jax_trainer.trainer.summary import model_summary
+from jax_trainer.trainer.tasks import with_target_units
 
 
 def build_data(config: Config):
@@ -27,9 +28,12 @@ def build_data(config: Config):
     return dataset, dataset.build()
 
 
-def build_trainer(config: Config, exmp_batch, write_run_dir: bool = True):
+def build_trainer(config: Config, exmp_batch, write_run_dir: bool = True, dataset=None):
     """Instantiate the configured trainer; for a training run, write the resolved config (enough to
-    rebuild it) and the example input next to its logs. Evaluating leaves the run's files as they are."""
+    rebuild it) and the example input next to its logs. Evaluating leaves the run's files as they are.
+    ``dataset`` (the built dataset) gives a regression trainer its target's units (``target_scale``)."""
+    if dataset is not None:
+        config = dataclasses.replace(config, trainer=with_target_units(config.trainer, dataset.target_scale()))
     config_dict = to_dict(config)
     trainer = config.trainer.instantiate(
         TrainerInterface,
@@ -49,7 +53,7 @@ def fit(config: Config, ckpt_path: str | None = None) -> dict:
     if ckpt_path is not None and str(ckpt_path) not in ("last", "best"):
         locate(ckpt_path)
     dataset, splits = build_data(config)
-    trainer = build_trainer(config, dataset.example_batch())
+    trainer = build_trainer(config, dataset.example_batch(), dataset=dataset)
     return trainer.train_model(splits.train, splits.val, splits.test, ckpt_path=ckpt_path)
 
 
@@ -72,7 +76,7 @@ def _with_checkpoint(config: Config, split: str, ckpt_path: str | None):
     loader = getattr(splits, split)
     if loader is None:
         raise ConfigError(f"{config.dataset.class_name} provides no {split} split", "dataset")
-    trainer = build_trainer(config, dataset.example_batch(), write_run_dir=False)
+    trainer = build_trainer(config, dataset.example_batch(), write_run_dir=False, dataset=dataset)
     status = "failed"
     try:
         if ckpt_path is not None:

@@ -10,6 +10,7 @@ from compoconf import ConfigInterface, RegistrableConfigInterface, register_inte
 from jax_trainer.callbacks.base import CallbackInterface
 from jax_trainer.callbacks.value_policies import ValuePolicyInterface, check_policy_names
 from jax_trainer.logger.config import LoggerConfig
+from jax_trainer.trainer.final_test import check_test_ckpt
 from jax_trainer.value_checks import check_seed
 
 
@@ -33,6 +34,7 @@ class TrainerConfig(ConfigInterface):
     steps_per_dispatch: int = 1
     compilation_cache_dir: Optional[str] = None
     checkpoint_on_interrupt: bool = True
+    test_ckpt: str = "best"
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     callbacks: dict[str, CallbackInterface.cfgtype] = field(default_factory=dict)
     value_policies: dict[str, ValuePolicyInterface.cfgtype] = field(default_factory=dict)
@@ -44,4 +46,5 @@ class TrainerConfig(ConfigInterface):
         if self.max_steps is not None and self.max_steps < 1:
             raise ValueError(f"trainer.max_steps must be >= 1 or null, got {self.max_steps}.")
         check_seed("trainer.seed", self.seed)
+        check_test_ckpt(self.test_ckpt)
         check_policy_names(self.value_policies)

@@ -32,6 +32,7 @@ from jax_trainer.trainer import steps as S
 from jax_trainer.trainer.config import TrainerConfig, TrainerInterface
 from jax_trainer.trainer.devices import DataParallel
 from jax_trainer.trainer.epoch_report import EpochMetrics, fetch_epoch, write_epoch
+from jax_trainer.trainer.final_test import check_test_ckpt, run_final_test
 from jax_trainer.trainer.interrupts import SignalFlag
 from jax_trainer.trainer.predict import predict
 from jax_trainer.trainer.rebuild import rebuild_from_run
@@ -149,12 +150,16 @@ class TrainerModule(TrainerInterface):
         return self.backend.bind(self.model_state)
 
     # ----------------------------------------------------------------- the loop
-    def train_model(self, train_loader, val_loader=None, test_loader=None, num_epochs=None, ckpt_path=None):
+    def train_model(
+        self, train_loader, val_loader=None, test_loader=None, num_epochs=None, ckpt_path=None, test_ckpt=None
+    ):
         """Train for ``num_epochs`` (default ``train_epochs``), validating every ``check_val_every_n_epoch``, then
-        test; ``ckpt_path`` ("last", "best" or a checkpoint) resumes exactly. Returns ``{epoch: val metrics, ...,
-        "test": test metrics}``. SIGTERM or SIGINT stops it at the next step boundary with :class:`Interrupted`
-        after checkpointing the exact position (``checkpoint_on_interrupt``)."""
+        test the ``test_ckpt`` weights (default ``trainer.test_ckpt``, "best": the best monitored checkpoint, see
+        ``final_test.py``); ``ckpt_path`` ("last", "best" or a checkpoint) resumes exactly. Returns ``{epoch: val
+        metrics, ..., "test": test metrics}``. SIGTERM or SIGINT stops it at the next step boundary with
+        :class:`Interrupted` after checkpointing the exact position (``checkpoint_on_interrupt``)."""
         num_epochs = num_epochs or self.config.train_epochs
+        test_ckpt = check_test_ckpt(test_ckpt or self.config.test_ckpt, "test_ckpt")
         self.init_optimizer(num_epochs, _len_or_none(train_loader))
         LOGGER.info("%s", model_summary(self))
         start_epoch = self.restore_checkpoint(ckpt_path) if ckpt_path is not None else 1
@@ -174,7 +179,7 @@ class TrainerModule(TrainerInterface):
                     self._stop_point()  # the epoch is complete: write the checkpoints callbacks asked for
                 self.logger.write_pending()  # the last epoch's report, before the test's bar
                 if test_loader is not None:
-                    all_metrics["test"] = self.test_model(test_loader, self.current_epoch)
+                    all_metrics["test"] = run_final_test(self, test_loader, test_ckpt)
                 self._run_callbacks("on_training_end")
             status = "success"
         except (KeyboardInterrupt, Interrupted):
@@ -238,15 +243,17 @@ class TrainerModule(TrainerInterface):
         self._run_callbacks("on_training_epoch_end", metrics, epoch_idx)
         return metrics
 
-    def eval_model(self, loader, mode: str, epoch_idx: int) -> dict[str, float]:
-        """Evaluate on ``loader``; ``mode`` is ``"val"`` or ``"test"``. Returns the scalar metrics."""
+    def eval_model(self, loader, mode: str, epoch_idx: int, model_state=None) -> dict[str, float]:
+        """Evaluate ``model_state`` (default: the trainer's) on ``loader``; ``mode`` is ``"val"`` or ``"test"``.
+        Returns the scalar metrics."""
         hook = HOOK_NAMES[mode]
         self._run_callbacks(f"on_{hook}_epoch_start", epoch_idx)
         carry, concats = None, []
         bar = ProgressBar(_len_or_none(loader), f"{mode.capitalize()} {epoch_idx}", self.config.enable_progress_bar)
         for _, batch in self.data_parallel.prefetch((1, batch) for batch in loader):
             if carry is None:
-                carry = self.runner.start_eval(self.model_state, batch, policy_values(self.value_policies, epoch_idx))
+                weights = self.model_state if model_state is None else model_state
+                carry = self.runner.start_eval(weights, batch, policy_values(self.value_policies, epoch_idx))
             carry, concat = self.runner.eval(carry, batch)
             self.logger.write_pending(wait=False)
             if concat:
