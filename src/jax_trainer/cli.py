@@ -65,6 +65,7 @@ def _fit(args) -> int:
     config = _load(args)
     if config is not None:
         _print_results(run.fit(config, ckpt_path=args.ckpt_path))
+        print(f"jax-trainer fit: {run.where(config)}", file=sys.stderr)
     return 0
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
+from jax_trainer.checkpoint import CheckpointError, resolve
 from jax_trainer.checkpoint.rundir import write_run_files
 from jax_trainer.checkpoint.store import locate
 from jax_trainer.config import Config, ConfigError, to_dict
@@ -17,6 +18,7 @@ from jax_trainer.datasets.interfaces import DatasetInterface
 from jax_trainer.parallel import initialize, is_main_process
 from jax_trainer.trainer.config import TrainerInterface
 from jax_trainer.trainer.summary import model_summary
+from jax_trainer.trainer.tasks import with_target_units
 
 
 def build_data(config: Config):
@@ -30,9 +32,12 @@ def build_data(config: Config):
     return dataset, dataset.build()
 
 
-def build_trainer(config: Config, exmp_batch, write_run_dir: bool = True):
+def build_trainer(config: Config, exmp_batch, write_run_dir: bool = True, dataset=None):
     """Instantiate the configured trainer; for a training run, write the resolved config (enough to
-    rebuild it) and the example input next to its logs. Evaluating leaves the run's files as they are."""
+    rebuild it) and the example input next to its logs. Evaluating leaves the run's files as they are.
+    ``dataset`` (the built dataset) gives a regression trainer its target's units (``target_scale``)."""
+    if dataset is not None:
+        config = dataclasses.replace(config, trainer=with_target_units(config.trainer, dataset.target_scale()))
     config_dict = to_dict(config)
     trainer = config.trainer.instantiate(
         TrainerInterface,
@@ -52,8 +57,19 @@ def fit(config: Config, ckpt_path: str | None = None) -> dict:
     if ckpt_path is not None and str(ckpt_path) not in ("last", "best"):
         locate(ckpt_path)
     dataset, splits = build_data(config)
-    trainer = build_trainer(config, dataset.example_batch())
+    trainer = build_trainer(config, dataset.example_batch(), dataset=dataset)
     return trainer.train_model(splits.train, splits.val, splits.test, ckpt_path=ckpt_path)
+
+
+def where(config: Config) -> str:
+    """Where a finished run left its results: its folder and its best checkpoint (the last one when no
+    ``ModelCheckpoint`` monitors a metric), the line ``jax-trainer fit`` ends with."""
+    log_dir = config.trainer.logger.log_dir
+    try:
+        best = resolve("best", log_dir)
+        return f"run folder {log_dir}; best checkpoint {best}" if best else f"run folder {log_dir}; no checkpoints"
+    except CheckpointError:  # checkpoints without a monitored best
+        return f"run folder {log_dir}; last checkpoint {resolve('last', log_dir)} (no monitored best)"
 
 
 @contextlib.contextmanager
@@ -64,7 +80,7 @@ def _with_checkpoint(config: Config, split: str, ckpt_path: str | None):
     loader = getattr(splits, split)
     if loader is None:
         raise ConfigError(f"{config.dataset.class_name} provides no {split} split", "dataset")
-    trainer = build_trainer(config, dataset.example_batch(), write_run_dir=False)
+    trainer = build_trainer(config, dataset.example_batch(), write_run_dir=False, dataset=dataset)
     status = "failed"
     try:
         if ckpt_path is not None:

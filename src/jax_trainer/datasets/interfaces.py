@@ -73,3 +73,8 @@ class DatasetInterface(RegistrableConfigInterface):
     def example_batch(self) -> SupervisedBatch:
         """A training batch of the local batch size, used to initialise models."""
         raise NotImplementedError
+
+    def target_scale(self) -> tuple[float, float] | None:
+        """``(mean, std)`` the targets were standardised with (served targets are ``(y - mean) / std``), so that
+        metrics can be reported in the target's own units; None when targets are served as they are."""
+        return None

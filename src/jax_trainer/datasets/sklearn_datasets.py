@@ -62,13 +62,23 @@ class DiabetesConfig(_HoldoutConfig):
 @register
 class DiabetesDataset(_HoldoutDataset):
     """Diabetes regression: inputs (N, 10) float32, targets (N,) float32. With ``normalize``, features
-    and target are standardised with training-split statistics (no leakage from val/test)."""
+    and target are standardised with training-split statistics (no leakage from val/test); ``target_scale()``
+    gives the target's so that ``RegressionTrainer`` reports its metrics in the target's own units."""
 
     config: DiabetesConfig
 
-    def load_splits(self):
+    def target_scale(self) -> tuple[float, float] | None:
+        if not self.config.normalize:
+            return None
+        target = self._raw_splits()[0].target
+        return float(target.mean()), float(target.std())
+
+    def _raw_splits(self):
         x, y = load_diabetes(return_X_y=True, scaled=False)
-        train, val, test = self._three_way(SupervisedBatch(x.astype(np.float32), y.astype(np.float32)))
+        return self._three_way(SupervisedBatch(x.astype(np.float32), y.astype(np.float32)))
+
+    def load_splits(self):
+        train, val, test = self._raw_splits()
         if not self.config.normalize:
             return train, val, test
         x_mean, x_std = train.input.mean(0), train.input.std(0)

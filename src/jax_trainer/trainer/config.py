@@ -13,6 +13,7 @@ from jax_trainer.logger.config import LoggerConfig
 from jax_trainer.parallel.mesh import check_axes
 from jax_trainer.parallel.rules import parse_logical_rules, parse_rules
 from jax_trainer.parallel.runtime import DistributedConfig
+from jax_trainer.trainer.final_test import check_test_ckpt
 from jax_trainer.value_checks import check_seed
 
 
@@ -36,6 +37,7 @@ class TrainerConfig(ConfigInterface):
     steps_per_dispatch: int = 1
     compilation_cache_dir: Optional[str] = None
     checkpoint_on_interrupt: bool = True
+    test_ckpt: str = "best"
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     callbacks: dict[str, CallbackInterface.cfgtype] = field(default_factory=dict)
     value_policies: dict[str, ValuePolicyInterface.cfgtype] = field(default_factory=dict)
@@ -55,4 +57,5 @@ class TrainerConfig(ConfigInterface):
             check_axes(self.mesh)
         parse_rules(self.sharding_rules)
         parse_logical_rules(self.logical_axis_rules)
+        check_test_ckpt(self.test_ckpt)
         check_policy_names(self.value_policies)

@@ -65,11 +65,11 @@ def fetch_epoch(accumulators: S.Accumulators, results, mode: str, concats: list,
     return metrics
 
 
-def write_epoch(logger, metrics: Mapping, mode: str, epoch_idx: int, step: int, ready=None, bar=None) -> None:
+def write_epoch(logger, metrics: Mapping, mode: str, epoch_idx: int, step: int, ready=None) -> None:
     """Epoch scalars to the tools, the JSON file and train.log, deferred until ``ready()`` (see ``Logger.defer``).
 
     Train epoch values are written under their epoch tags (``train/loss_epoch``, see ``logger/keys.py``); callbacks
-    get the plain keys. ``bar`` shows the epoch's mean loss once written.
+    get the plain keys.
     """
 
     def write() -> None:
@@ -78,8 +78,6 @@ def write_epoch(logger, metrics: Mapping, mode: str, epoch_idx: int, step: int, 
             scalars = {keys.epoch_tag(k): v for k, v in scalars.items()}
         logger.log_epoch_metrics(scalars, epoch_idx, mode, step)
         LOGGER.info("Epoch %d %s: %s", epoch_idx, mode, ", ".join(f"{k}={v:.5g}" for k, v in sorted(scalars.items())))
-        if bar is not None and keys.loss_key(mode) in metrics:
-            bar.set_postfix(loss=metrics[keys.loss_key(mode)])
 
     logger.defer(write, ready=ready)
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
+from typing import Optional
 
 import jax.numpy as jnp
 import numpy as np
@@ -32,10 +34,12 @@ class ImgClassifierTrainer(TrainerModule):
 
     config: ImgClassifierTrainerConfig
 
-    def train_model(self, train_loader, val_loader=None, test_loader=None, num_epochs=None, ckpt_path=None):
+    def train_model(
+        self, train_loader, val_loader=None, test_loader=None, num_epochs=None, ckpt_path=None, test_ckpt=None
+    ):
         """``TrainerModule.train_model``, after refusing labels outside ``[0, num_classes)`` (see ``check_labels``)."""
         self.check_labels({"train": train_loader, "val": val_loader, "test": test_loader})
-        return super().train_model(train_loader, val_loader, test_loader, num_epochs, ckpt_path)
+        return super().train_model(train_loader, val_loader, test_loader, num_epochs, ckpt_path, test_ckpt)
 
     def check_labels(self, loaders: dict) -> None:
         """A DataError for labels below 0 or not below the model's ``num_classes`` (the width of its logits;
@@ -78,30 +82,55 @@ def _flat_loaders(loaders: dict):
 
 @dataclass
 class RegressionTrainerConfig(TrainerConfig):
-    """``mape_epsilon`` keeps MAPE finite at zero targets."""
+    """Metrics in the target's own units: ``target_mean``/``target_std`` are what the served targets were
+    standardised with (``(y - mean) / std``; null: from the dataset's ``target_scale()`` when run from a config, else
+    as served). MAPE leaves out targets with ``|y| <= mape_epsilon`` (zero targets have no percentage error)."""
 
+    target_mean: Optional[float] = None
+    target_std: Optional[float] = None
     mape_epsilon: float = 1e-8
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.target_std is not None and not self.target_std > 0:
+            raise ValueError(f"trainer.target_std must be > 0 or null, got {self.target_std}.")
+
+
+def with_target_units(trainer_config, scale: tuple[float, float] | None):
+    """``trainer_config`` with a dataset's target ``scale`` (``DatasetInterface.target_scale``) filled in where a
+    regression trainer's ``target_mean``/``target_std`` are unset; any other config unchanged."""
+    if scale is None or not isinstance(trainer_config, RegressionTrainerConfig):
+        return trainer_config
+    mean = scale[0] if trainer_config.target_mean is None else trainer_config.target_mean
+    std = scale[1] if trainer_config.target_std is None else trainer_config.target_std
+    return dataclasses.replace(trainer_config, target_mean=mean, target_std=std)
 
 
 @register
 class RegressionTrainer(TrainerModule):
-    """MSE loss; MSE, MAE, MAPE (%) and R2. R2 is finished on the host from exactly accumulated means."""
+    """MSE loss on the targets as served (standardised, well conditioned); MSE, MAE, MAPE (%) and R2 in the
+    target's own units (see ``RegressionTrainerConfig``). R2 is finished on the host from exactly accumulated means."""
 
     config: RegressionTrainerConfig
 
     def output_loss(self, outputs, batch):
         target = batch.target.astype(jnp.float32)
         preds = outputs.reshape(target.shape)
-        err = preds - target
-        mse = jnp.mean(err**2)
+        loss = jnp.mean((preds - target) ** 2)
+        mean, std = self.config.target_mean or 0.0, self.config.target_std or 1.0
+        err, units = (preds - target) * std, target * std + mean  # errors and targets in the target's units
+        # a zero target comes back from the standardised one with float32 rounding: allow for that too
+        counted = jnp.abs(units) > self.config.mape_epsilon + 1e-6 * (abs(mean) + std)
+        n_counted = jnp.sum(counted)
+        ratios = jnp.where(counted, jnp.abs(err) / jnp.where(counted, jnp.abs(units), 1.0), 0.0)
         metrics = {
-            "mse": mse,
+            "mse": jnp.mean(err**2),
             "mae": jnp.mean(jnp.abs(err)),
-            "mape": 100.0 * jnp.mean(jnp.abs(err) / jnp.maximum(jnp.abs(target), self.config.mape_epsilon)),
-            "_target_mean": jnp.mean(target),
-            "_target_sq_mean": jnp.mean(target**2),
+            "mape": {"value": 100.0 * jnp.sum(ratios) / jnp.maximum(n_counted, 1), "count": n_counted},
+            "_target_mean": jnp.mean(units),
+            "_target_sq_mean": jnp.mean(units**2),
         }
-        return mse, metrics
+        return loss, metrics
 
     def derive_metrics(self, metrics: dict[str, float]) -> dict[str, float]:
         out = {}

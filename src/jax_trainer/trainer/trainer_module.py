@@ -31,6 +31,7 @@ from jax_trainer.optimizer import build_optimizer, current_learning_rate
 from jax_trainer.trainer import steps as S
 from jax_trainer.trainer.config import TrainerConfig, TrainerInterface
 from jax_trainer.trainer.epoch_report import EpochMetrics, fetch_epoch, write_epoch
+from jax_trainer.trainer.final_test import check_test_ckpt, run_final_test
 from jax_trainer.trainer.interrupts import SignalFlag
 from jax_trainer.trainer.predict import predict
 from jax_trainer.trainer.rebuild import rebuild_from_run
@@ -155,12 +156,16 @@ class TrainerModule(TrainerInterface):
         return self.backend.bind(self.model_state)
 
     # ----------------------------------------------------------------- the loop
-    def train_model(self, train_loader, val_loader=None, test_loader=None, num_epochs=None, ckpt_path=None):
+    def train_model(
+        self, train_loader, val_loader=None, test_loader=None, num_epochs=None, ckpt_path=None, test_ckpt=None
+    ):
         """Train for ``num_epochs`` (default ``train_epochs``), validating every ``check_val_every_n_epoch``, then
-        test; ``ckpt_path`` ("last", "best" or a checkpoint) resumes exactly. Returns ``{epoch: val metrics, ...,
-        "test": test metrics}``. SIGTERM or SIGINT stops it at the next step boundary with :class:`Interrupted`
-        after checkpointing the exact position (``checkpoint_on_interrupt``)."""
+        test the ``test_ckpt`` weights (default ``trainer.test_ckpt``, "best": the best monitored checkpoint, see
+        ``final_test.py``); ``ckpt_path`` ("last", "best" or a checkpoint) resumes exactly. Returns ``{epoch: val
+        metrics, ..., "test": test metrics}``. SIGTERM or SIGINT stops it at the next step boundary with
+        :class:`Interrupted` after checkpointing the exact position (``checkpoint_on_interrupt``)."""
         num_epochs = num_epochs or self.config.train_epochs
+        test_ckpt = check_test_ckpt(test_ckpt or self.config.test_ckpt, "test_ckpt")
         self.init_optimizer(num_epochs, _len_or_none(train_loader))
         LOGGER.info("%s", model_summary(self))
         start_epoch = self.restore_checkpoint(ckpt_path) if ckpt_path is not None else 1
@@ -178,10 +183,9 @@ class TrainerModule(TrainerInterface):
                     if val_loader is not None and epoch_idx % self.config.check_val_every_n_epoch == 0:
                         all_metrics[epoch_idx] = self.eval_model(val_loader, "val", epoch_idx)
                     self._stop_point()  # the epoch is complete: write the checkpoints callbacks asked for
-                self.logger.write_pending()  # the last epoch's report, so its loss is on the bar drawn last
-                self._epoch_bar.close()
+                self.logger.write_pending()  # the last epoch's report, before the test's bar
                 if test_loader is not None:
-                    all_metrics["test"] = self.test_model(test_loader, self.current_epoch)
+                    all_metrics["test"] = run_final_test(self, test_loader, test_ckpt)
                 self._run_callbacks("on_training_end")
             status = "success"
         except (KeyboardInterrupt, Interrupted):
@@ -229,6 +233,7 @@ class TrainerModule(TrainerInterface):
             bar.update(n_steps)
             if self._max_steps_reached():
                 break
+        self._epoch_bar.close()  # drawn at its final count before anything else writes to the console
         next_inputs = policy_values(self.value_policies, epoch_idx + 1)
         results = self.runner.finish_epoch(carry, self.global_step, epoch_idx + 1, next_inputs)
         self._check_nonfinite(carry, epoch_idx)  # with detect_nans: stop here, not at a later write
@@ -240,30 +245,33 @@ class TrainerModule(TrainerInterface):
             return {**epoch, keys.EPOCH_TIME: epoch_time}
 
         metrics = EpochMetrics(fetch)  # read from the device only by a callback that reads it, or once computed
-        write_epoch(self.logger, metrics, keys.TRAIN, epoch_idx, self.global_step, ready=results.is_ready, bar=bar)
+        write_epoch(self.logger, metrics, keys.TRAIN, epoch_idx, self.global_step, ready=results.is_ready)
         self._run_callbacks("on_training_epoch_end", metrics, epoch_idx)
         return metrics
 
-    def eval_model(self, loader, mode: str, epoch_idx: int) -> dict[str, float]:
-        """Evaluate on ``loader``; ``mode`` is ``"val"`` or ``"test"``. Returns the scalar metrics."""
+    def eval_model(self, loader, mode: str, epoch_idx: int, model_state=None) -> dict[str, float]:
+        """Evaluate ``model_state`` (default: the trainer's) on ``loader``; ``mode`` is ``"val"`` or ``"test"``.
+        Returns the scalar metrics."""
         hook = HOOK_NAMES[mode]
         self._run_callbacks(f"on_{hook}_epoch_start", epoch_idx)
         carry, concats = None, []
         bar = ProgressBar(_len_or_none(loader), f"{mode.capitalize()} {epoch_idx}", self.config.enable_progress_bar)
         for _, batch in self.placement.prefetch((1, batch) for batch in loader):
             if carry is None:
-                carry = self.runner.start_eval(self.model_state, batch, policy_values(self.value_policies, epoch_idx))
+                weights = self.model_state if model_state is None else model_state
+                carry = self.runner.start_eval(weights, batch, policy_values(self.value_policies, epoch_idx))
             carry, concat = self.runner.eval(carry, batch)
             self.logger.write_pending(wait=False)
             if concat:
                 concats.append((1, concat))
             bar.update(1)
-        bar.close()
         if carry is None:
+            bar.close()
             raise InputError(f"The {mode} loader yielded no batches.")
         self._check_nonfinite(carry, epoch_idx)
         results = self.runner.eval_results(carry)
         metrics = fetch_epoch(self.runner.eval_steps.accumulators, results, mode, concats, self.derive_metrics)
+        bar.close()  # after the fetch: the device is done, so the bar's rate is the evaluation's own
         write_epoch(self.logger, metrics, mode, epoch_idx, self.global_step)
         self._run_callbacks(f"on_{hook}_epoch_end", metrics, epoch_idx)
         return {k: v for k, v in metrics.items() if isinstance(v, float)}

@@ -189,7 +189,7 @@ def run_trial(setup: StudySetup, study, trial) -> str:
         params = suggest(trial, setup)
         config = parse(setup.config_for(params, run_dir))
         dataset, splits = build_data(config)
-        trainer = build_trainer(config, dataset.example_batch())
+        trainer = build_trainer(config, dataset.example_batch(), dataset=dataset)
         reporter = TrialReporter(trial, setup.monitor, trainer)
         trainer.callbacks.append(reporter)
         trainer.train_model(splits.train, splits.val, splits.test)
