@@ -32,6 +32,7 @@ from jax_trainer.trainer import steps as S
 from jax_trainer.trainer.config import TrainerConfig, TrainerInterface
 from jax_trainer.trainer.devices import DataParallel
 from jax_trainer.trainer.epoch_report import EpochMetrics, fetch_epoch, write_epoch
+from jax_trainer.trainer.eval_loaders import check_loaders, named_loaders
 from jax_trainer.trainer.interrupts import SignalFlag
 from jax_trainer.trainer.predict import predict
 from jax_trainer.trainer.rebuild import rebuild_from_run
@@ -155,6 +156,7 @@ class TrainerModule(TrainerInterface):
         "test": test metrics}``. SIGTERM or SIGINT stops it at the next step boundary with :class:`Interrupted`
         after checkpointing the exact position (``checkpoint_on_interrupt``)."""
         num_epochs = num_epochs or self.config.train_epochs
+        check_loaders("train_model", val_loader=val_loader, test_loader=test_loader)
         self.init_optimizer(num_epochs, _len_or_none(train_loader))
         LOGGER.info("%s", model_summary(self))
         start_epoch = self.restore_checkpoint(ckpt_path) if ckpt_path is not None else 1
@@ -239,11 +241,19 @@ class TrainerModule(TrainerInterface):
         return metrics
 
     def eval_model(self, loader, mode: str, epoch_idx: int) -> dict[str, float]:
-        """Evaluate on ``loader``; ``mode`` is ``"val"`` or ``"test"``. Returns the scalar metrics."""
-        hook = HOOK_NAMES[mode]
+        """Evaluate on ``loader`` (one, or a dict name -> loader: ``val/<name>/<metric>``, see ``eval_loaders.py``);
+        ``mode`` is ``"val"`` or ``"test"``. The callbacks get every loader's metrics at once. Returns the scalars."""
+        hook, metrics = HOOK_NAMES[mode], {}
         self._run_callbacks(f"on_{hook}_epoch_start", epoch_idx)
+        for name, one in named_loaders("eval_model(loader=...)", loader).items():
+            metrics.update(self._eval_loader(one, mode, name, epoch_idx))
+        self._run_callbacks(f"on_{hook}_epoch_end", metrics, epoch_idx)
+        return {k: v for k, v in metrics.items() if isinstance(v, float)}
+
+    def _eval_loader(self, loader, mode: str, name: str | None, epoch_idx: int) -> dict:
         carry, concats = None, []
-        bar = ProgressBar(_len_or_none(loader), f"{mode.capitalize()} {epoch_idx}", self.config.enable_progress_bar)
+        title = " ".join(filter(None, [mode.capitalize(), name, str(epoch_idx)]))
+        bar = ProgressBar(_len_or_none(loader), title, self.config.enable_progress_bar)
         for _, batch in self.data_parallel.prefetch((1, batch) for batch in loader):
             if carry is None:
                 carry = self.runner.start_eval(self.model_state, batch, policy_values(self.value_policies, epoch_idx))
@@ -254,13 +264,13 @@ class TrainerModule(TrainerInterface):
             bar.update(1)
         bar.close()
         if carry is None:
-            raise InputError(f"The {mode} loader yielded no batches.")
+            raise InputError(f"The {keys.epoch_file_stem(mode, name)} loader yielded no batches.")
         self._check_nonfinite(carry, epoch_idx)
         results = self.runner.eval_results(carry)
         metrics = fetch_epoch(self.runner.eval_steps.accumulators, results, mode, concats, self.derive_metrics)
-        write_epoch(self.logger, metrics, mode, epoch_idx, self.global_step)
-        self._run_callbacks(f"on_{hook}_epoch_end", metrics, epoch_idx)
-        return {k: v for k, v in metrics.items() if isinstance(v, float)}
+        metrics = {keys.loader_key(k, mode, name): v for k, v in metrics.items()}
+        write_epoch(self.logger, metrics, mode, epoch_idx, self.global_step, loader=name)
+        return metrics
 
     def test_model(self, test_loader, epoch_idx: int = 0) -> dict[str, float]:
         """Evaluate on the test loader: ``{"test/...": float}``."""
