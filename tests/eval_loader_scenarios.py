@@ -107,24 +107,24 @@ def test_a_single_loader_keeps_its_keys_and_eval_model_takes_names(mode, tmp_pat
     assert named["test/a/acc"] != named["test/b/acc"]
 
 
-@pytest.mark.parametrize(
-    "kwargs, named",
-    [
-        ({"val_loader": 5}, "train_model(val_loader=...): expected a loader"),
-        ({"test_loader": "data/val"}, "train_model(test_loader=...): expected a loader"),
-        ({"val_loader": np.zeros((4, 8))}, "train_model(val_loader=...): expected a loader"),
-        ({"val_loader": {}}, "train_model(val_loader=...): an empty dict names no loader; expected a loader"),
-        ({"val_loader": {"clean": 3}}, "train_model(val_loader=...)['clean']: expected a loader"),
-        ({"val_loader": {"no/slash": []}}, "train_model(val_loader=...): loader name 'no/slash' is not usable"),
-        ({"val_loader": {1: []}}, "train_model(val_loader=...): loader name 1 is not usable"),
-    ],
-)
-def test_anything_else_fails_naming_the_argument_before_compiling(mode, tmp_path, kwargs, named):
+BAD = [
+    ({"val_loader": 5}, "train_model(val_loader=...): expected a loader"),
+    ({"test_loader": "data/val"}, "train_model(test_loader=...): expected a loader"),
+    ({"val_loader": np.zeros((4, 8))}, "train_model(val_loader=...): expected a loader"),
+    ({"val_loader": {}}, "train_model(val_loader=...): an empty dict names no loader; expected a loader"),
+    ({"val_loader": {"clean": 3}}, "train_model(val_loader=...)['clean']: expected a loader"),
+    ({"val_loader": {"no/slash": []}}, "train_model(val_loader=...): loader name 'no/slash' is not usable"),
+    ({"val_loader": {1: []}}, "train_model(val_loader=...): loader name 1 is not usable"),
+]
+
+
+def test_anything_else_fails_naming_the_argument_before_compiling(mode, tmp_path):
     splits = digits_splits()
     trainer = classifier(mode, tmp_path)
-    with count_compilations() as counts, pytest.raises(InputError) as err:
-        trainer.train_model(splits.train, **kwargs)
-    message = str(err.value)
-    assert message.startswith(named), message
-    assert "expected a loader" not in named or "or a dict name -> loader" in message, message
-    assert not counts and not (tmp_path / "metrics").exists()
+    for kwargs, named in BAD:
+        with count_compilations() as counts, pytest.raises(InputError) as err:
+            trainer.train_model(splits.train, **kwargs)
+        message = str(err.value)
+        assert message.startswith(named), message
+        assert "expected a loader" not in named or "or a dict name -> loader" in message, message
+        assert not counts and not (tmp_path / "metrics").exists(), kwargs

@@ -10,6 +10,7 @@ from compoconf import ConfigInterface, RegistrableConfigInterface, register_inte
 from jax_trainer.callbacks.base import CallbackInterface
 from jax_trainer.callbacks.value_policies import ValuePolicyInterface, check_policy_names
 from jax_trainer.logger.config import LoggerConfig
+from jax_trainer.trainer.ema import EMAConfig
 from jax_trainer.value_checks import check_seed
 
 
@@ -36,6 +37,7 @@ class TrainerConfig(ConfigInterface):
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     callbacks: dict[str, CallbackInterface.cfgtype] = field(default_factory=dict)
     value_policies: dict[str, ValuePolicyInterface.cfgtype] = field(default_factory=dict)
+    ema: Optional[EMAConfig] = None  # EMA of the weights (trainer/ema.py); null: off, nothing added to the step
 
     def __post_init__(self):
         for name in ("train_epochs", "check_val_every_n_epoch", "accumulate_grad_batches", "steps_per_dispatch"):

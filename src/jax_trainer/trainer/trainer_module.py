@@ -31,6 +31,7 @@ from jax_trainer.optimizer import build_optimizer, current_learning_rate
 from jax_trainer.trainer import steps as S
 from jax_trainer.trainer.config import TrainerConfig, TrainerInterface
 from jax_trainer.trainer.devices import DataParallel
+from jax_trainer.trainer.ema import with_ema
 from jax_trainer.trainer.epoch_report import EpochMetrics, fetch_epoch, write_epoch
 from jax_trainer.trainer.eval_loaders import check_loaders, named_loaders
 from jax_trainer.trainer.interrupts import SignalFlag
@@ -62,7 +63,7 @@ class TrainerModule(TrainerInterface):
         self.model_config, self.optimizer_config, self.full_config = model_config, optimizer_config, full_config
         self.exmp_input = exmp_input
         self.data_parallel = DataParallel(mesh)
-        self.backend = get_backend(config.model_mode)(self)
+        self.backend = with_ema(get_backend(config.model_mode), config.ema)(self)  # ema: trainer/ema.py
         self._model_state = self.backend.init_model(model_config, self.batch_to_input(exmp_input), config.seed)
         jit = (lambda fn, **_: fn) if config.debug else jax.jit
         self.runner = StepRunner(self.backend, jit, config.log_grad_norm, config.detect_nans)
