@@ -71,31 +71,28 @@ def test_ema_equals_a_numpy_ema_of_the_parameter_sequence(mode, tmp_path):
 
 def test_eval_with_ema_differs_and_uses_the_average(mode, tmp_path):
     train, val = fixed_batches(8, batch_size=16), fixed_batches(2, batch_size=32)
+    callbacks = {"ckpt": ModelCheckpointConfig(monitor="val/loss", save_top_k=1, save_optimizer_state=False)}
+    on = classifier(mode, tmp_path / "on", train_epochs=2, ema=EMAConfig(decay=0.8, use_for_eval=True),
+                    callbacks=callbacks)
+    metrics = on.train_model(train, val)[2]
 
-    def run(name, ema, **kwargs):
-        trainer = classifier(mode, tmp_path / name, train_epochs=2, ema=ema, **kwargs)
-        return trainer, trainer.train_model(train, val)
-
-    on, on_metrics = run("on", EMAConfig(decay=0.8, use_for_eval=True), callbacks={
-        "ckpt": ModelCheckpointConfig(monitor="val/loss", save_top_k=1, save_optimizer_state=False)})
-    off, off_metrics = run("off", EMAConfig(decay=0.8, use_for_eval=False))
-    assert _params(on).keys() == _params(off).keys()
-    for key, value in _params(on).items():  # the average changes nothing in training
-        assert np.array_equal(value, _params(off)[key]), key
-    assert on_metrics[2]["val/loss"] != off_metrics[2]["val/loss"]
-
-    inputs = val[0].input
-    with_ema, without = np.asarray(on.bind_model()(inputs)), np.asarray(off.bind_model()(inputs))
-    assert not np.allclose(with_ema, without)
-    assert np.array_equal(on.predict(val[:1]), with_ema) and np.array_equal(off.predict(val[:1]), without)
-
-    # The average as a plain model's weights (no EMA) evaluates to the same numbers.
+    # A plain trainer (no EMA) given the trained weights, then the average: only the average gives the same numbers.
     plain = classifier(mode, tmp_path / "plain")
+    plain.model_state = on.model_state.base
+    trained = plain.eval_model(val, "val", 2)
+    without = np.asarray(plain.bind_model()(val[0].input))
     plain.model_state = on.backend.eval_weights(on.model_state)
-    assert plain.eval_model(val, "val", 2)["val/loss"] == pytest.approx(on_metrics[2]["val/loss"], abs=1e-6)
-    # ... and a weights-only checkpoint carries it: the rebuilt trainer evaluates the average.
+    averaged = plain.eval_model(val, "val", 2)
+    assert trained["val/loss"] != pytest.approx(metrics["val/loss"], abs=1e-4)
+    assert averaged["val/loss"] == pytest.approx(metrics["val/loss"], abs=1e-6)
+
+    with_ema = np.asarray(on.bind_model()(val[0].input))
+    assert not np.allclose(with_ema, without, atol=1e-4)
+    np.testing.assert_allclose(with_ema, np.asarray(plain.bind_model()(val[0].input)), atol=1e-6)
+    assert np.array_equal(on.predict(val[:1]), with_ema)
+    # A weights-only checkpoint carries the average: the rebuilt trainer evaluates it.
     loaded = ImgClassifierTrainer.load_from_checkpoint(tmp_path / "on", which="best")
-    assert np.array_equal(np.asarray(loaded.bind_model()(inputs)), with_ema)
+    assert np.array_equal(np.asarray(loaded.bind_model()(val[0].input)), with_ema)
 
 
 def test_ema_off_adds_nothing(mode, tmp_path):
