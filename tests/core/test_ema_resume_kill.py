@@ -20,7 +20,8 @@ from test_resume_kill import CONFIG, MODES, TESTS, _after_step, _epoch_files, _f
 from jax_trainer.checkpoint import committed_steps
 from trainer_helpers import subprocess_env
 
-EMA_CONFIG = CONFIG.replace("  train_epochs: 2\n", "  train_epochs: 2\n  ema: {decay: 0.9, start_step: 3, use_for_eval: true}\n")
+EMA = "  ema: {decay: 0.9, start_step: 3, use_for_eval: true}\n"
+EMA_CONFIG = CONFIG.replace("  train_epochs: 2\n", "  train_epochs: 2\n" + EMA)
 
 
 def test_ema_survives_sigkill_and_resume_bitwise(tmp_path):
@@ -30,7 +31,8 @@ def test_ema_survives_sigkill_and_resume_bitwise(tmp_path):
     rng = random.Random(1)
     threads = [
         threading.Thread(
-            target=_fit_until_killed, args=(config, mode, tmp_path / f"{mode}_killed_random", 0.05, _after_step(rng.randint(8, 16)))
+            target=_fit_until_killed,
+            args=(config, mode, tmp_path / f"{mode}_killed_random", 0.05, _after_step(rng.randint(8, 16))),
         )
         for mode in MODES
     ]

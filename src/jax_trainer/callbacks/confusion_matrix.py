@@ -47,7 +47,8 @@ class ConfusionMatrixCallback(Callback):
     def _report(self, metrics: dict, phase: str, epoch_idx: int) -> None:
         """One matrix per loader: ``val`` for a single loader, ``val/<name>`` for each named one (``val_<name>`` in
         the file name)."""
-        found = {k.rpartition("/")[0] for k in metrics if k.startswith(f"{phase}/") and k.endswith(("/preds", "/conf_matrix"))}
+        ends = ("/preds", "/conf_matrix")
+        found = {k.rpartition("/")[0] for k in metrics if k.startswith(f"{phase}/") and k.endswith(ends)}
         for mode in sorted(found) or [phase]:
             self._report_one(metrics, mode, epoch_idx)
 

@@ -60,7 +60,8 @@ def monitored(key: str, metrics) -> str | None:
 
 def loader_key(key: str, phase: str, loader: str | None) -> str:
     """An eval metric of a named loader: ``val/acc`` of loader ``noisy`` → ``val/noisy/acc``; a key outside the phase
-    (a metric naming its own group, ``custom/x``) → ``val/noisy/custom/x``. The unnamed loader (None) keeps ``key``."""
+    (a metric naming its own group, ``custom/x``) → ``val/noisy/custom/x``. The unnamed loader (None) keeps
+    ``key``."""
     if loader is None:
         return key
     name = key.removeprefix(f"{phase}/")

@@ -90,7 +90,8 @@ def with_ema(backend_cls: type[Backend], config: EMAConfig | None) -> type[Backe
 def _ema_class(backend_cls: type[Backend]) -> type[Backend]:
     # A subclass made at run time rather than a wrapper object: the backend's own methods (the loss hooks it serves,
     # model_linen_apply, ...) stay reachable unchanged, and isinstance checks on the backend keep holding.
-    return type(f"EMA{backend_cls.__name__}", (EMABackendMixin, backend_cls), {"__doc__": EMABackendMixin.__doc__, "__module__": __name__})
+    namespace = {"__doc__": EMABackendMixin.__doc__, "__module__": __name__}
+    return type(f"EMA{backend_cls.__name__}", (EMABackendMixin, backend_cls), namespace)
 
 
 class EMABackendMixin(Backend):
@@ -144,7 +145,8 @@ class EMABackendMixin(Backend):
         step = state.step + 1
         params = super().params(super().model_state(base))  # the backend's own states: its own methods
         cfg = self.ema_config
-        return WithEMA(base, ema_update(state.params, params, step, cfg.decay, cfg.start_step), step), loss, metrics, grads
+        ema = ema_update(state.params, params, step, cfg.decay, cfg.start_step)
+        return WithEMA(base, ema, step), loss, metrics, grads
 
     def eval_step(self, model_state, batch, **loss_kwargs):
         return super().eval_step(self.eval_weights(model_state), batch, **loss_kwargs)
@@ -180,7 +182,7 @@ class EMABackendMixin(Backend):
 
     def _add_ema(self, model_tree: dict, state: WithEMA) -> dict:
         if EMA in model_tree:
-            raise InputError(f"trainer.ema: the model's state already has an entry named {EMA!r}; it cannot hold the EMA.")
+            raise InputError(f"trainer.ema: the model's state already has an entry named {EMA!r} for the average.")
         return {**model_tree, EMA: {"params": _params_tree(state.params), "step": state.step}}
 
     @staticmethod

@@ -77,7 +77,8 @@ def write_epoch(logger, metrics: Mapping, mode: str, epoch_idx: int, step: int, 
         if mode == keys.TRAIN:
             scalars = {keys.epoch_tag(k): v for k, v in scalars.items()}
         logger.log_epoch_metrics(scalars, epoch_idx, mode, step, loader=loader)
-        LOGGER.info("Epoch %d %s: %s", epoch_idx, keys.epoch_file_stem(mode, loader), ", ".join(f"{k}={v:.5g}" for k, v in sorted(scalars.items())))
+        shown = ", ".join(f"{k}={v:.5g}" for k, v in sorted(scalars.items()))
+        LOGGER.info("Epoch %d %s: %s", epoch_idx, keys.epoch_file_stem(mode, loader), shown)
         if bar is not None and keys.loss_key(mode) in metrics:
             bar.set_postfix(loss=metrics[keys.loss_key(mode)])
 

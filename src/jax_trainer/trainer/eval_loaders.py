@@ -51,7 +51,8 @@ def check_loader_name(where: str, name: Any) -> None:
     """A loader name as metric keys and file names can hold it, else an :class:`InputError` naming ``where``."""
     if not keys.is_loader_name(name):
         raise InputError(
-            f"{where}: loader name {name!r} is not usable in metric keys and file names; expected {keys.LOADER_NAME_RULE}."
+            f"{where}: loader name {name!r} is not usable in metric keys and file names; "
+            f"expected {keys.LOADER_NAME_RULE}."
         )
 
 

@@ -252,6 +252,7 @@ class TrainerModule(TrainerInterface):
         return {k: v for k, v in metrics.items() if isinstance(v, float)}
 
     def _eval_loader(self, loader, mode: str, name: str | None, epoch_idx: int) -> dict:
+        """One loader's metrics (keyed with its ``name``: ``keys.loader_key``), written to its own epoch file."""
         carry, concats = None, []
         title = " ".join(filter(None, [mode.capitalize(), name, str(epoch_idx)]))
         bar = ProgressBar(_len_or_none(loader), title, self.config.enable_progress_bar)
@@ -265,7 +266,7 @@ class TrainerModule(TrainerInterface):
             bar.update(1)
         bar.close()
         if carry is None:
-            raise InputError(f"The {keys.epoch_file_stem(mode, name)} loader yielded no batches.")
+            raise InputError(f"The {mode} loader{f' {name!r}' if name else ''} yielded no batches.")
         self._check_nonfinite(carry, epoch_idx)
         results = self.runner.eval_results(carry)
         metrics = fetch_epoch(self.runner.eval_steps.accumulators, results, mode, concats, self.derive_metrics)
