@@ -182,13 +182,14 @@ def to_dict(config: Config) -> dict[str, Any]:
     trainer = data.get("trainer") if isinstance(data, dict) else None
     if isinstance(trainer, dict):
         trainer.pop("distributed", None)  # how the processes were launched, not what the run is: never recorded
-        for key, default in _LAYOUT_DEFAULTS.items():  # configs without a layout dump (and hash) as before
+        for key, default in _LATER_DEFAULTS.items():  # configs that do not use them dump (and hash) as before
             if trainer.get(key, default) == default:
                 trainer.pop(key, None)
     return data
 
 
-_LAYOUT_DEFAULTS = {"mesh": None, "sharding_rules": [], "logical_axis_rules": []}
+_LATER_DEFAULTS = {"mesh": None, "sharding_rules": [], "logical_axis_rules": [], "test_ckpt": "best", "ema": None}
+"""Trainer fields added after format 2's first release, left out of the dump at their default."""
 
 
 def dump_yaml(config: Config) -> str:

@@ -197,6 +197,19 @@ def test_confusion_matrix_from_per_batch_count_matrices(trainer):
     np.testing.assert_array_equal(saved, batch_a + batch_b)
 
 
+def test_confusion_matrix_per_named_loader(trainer):
+    """Named val loaders (``val/<name>/preds``): one matrix each, ``val_<name>_epoch_NNNN.npy``."""
+    callback = ConfusionMatrixCallback(ConfusionMatrixConfig(figsize=(2, 2), dpi=30), trainer)
+    callback.on_validation_epoch_end({"val/clean/preds": np.array([0, 1]), "val/clean/labels": np.array([0, 1]),
+                                      "val/noisy/preds": np.array([0, 1]), "val/noisy/labels": np.array([1, 0])}, 1)
+    folder = trainer.log_dir / "confusion_matrix"
+    clean, noisy = np.load(folder / "val_clean_epoch_0001.npy"), np.load(folder / "val_noisy_epoch_0001.npy")
+    assert clean.sum() == noisy.sum() == 2  # (num_classes, num_classes) counts
+    np.testing.assert_array_equal(clean[:2, :2], [[1, 0], [0, 1]])
+    np.testing.assert_array_equal(noisy[:2, :2], [[0, 1], [1, 0]])
+    assert not (folder / "val_epoch_0001.npy").exists()
+
+
 def test_confusion_matrix_without_predictions_warns(trainer, caplog):
     callback = ConfusionMatrixCallback(ConfusionMatrixConfig(), trainer)
     with caplog.at_level(logging.WARNING, logger="jax_trainer"):

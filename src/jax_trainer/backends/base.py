@@ -73,6 +73,12 @@ class Backend(ABC):
         """The trainable parameters of a model state, keyed as the optimizer sees them (the paths WeightDecay matches,
         ``l1/kernel``): what the model summary counts."""
 
+    def with_params(self, model_state: PyTree, params: PyTree) -> PyTree:
+        """A copy of ``model_state`` whose trainable parameters are ``params`` (the structure :meth:`params` gives):
+        how ``trainer.ema.use_for_eval`` evaluates the averaged weights. Optional: without it ``trainer.ema`` is
+        refused for this backend."""
+        raise NotImplementedError(f"The {self.name} backend cannot replace a model's parameters.")
+
     @abstractmethod
     def model_state(self, state: PyTree) -> PyTree:
         """The model part (parameters and mutable collections) of a train state."""

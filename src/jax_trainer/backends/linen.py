@@ -123,6 +123,9 @@ class LinenBackend(Backend):
     def params(self, model_state: TrainState):
         return model_state.params
 
+    def with_params(self, model_state: TrainState, params) -> TrainState:
+        return model_state.replace(params=params)
+
     def model_state(self, state: TrainState) -> TrainState:
         return state.replace(opt_state=None, tx=None)
 

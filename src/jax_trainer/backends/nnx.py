@@ -93,6 +93,9 @@ class NNXBackend(Backend):
     def params(self, model_state: nnx.State):
         return nnx.filter_state(model_state, nnx.Param)
 
+    def with_params(self, model_state: nnx.State, params: nnx.State) -> nnx.State:
+        return nnx.merge_state(model_state, params)
+
     def model_state(self, state: nnx.State) -> nnx.State:
         return state[0]
 

@@ -44,7 +44,15 @@ class ConfusionMatrixCallback(Callback):
     def on_filtered_test_epoch_end(self, test_metrics: dict, epoch_idx: int) -> None:
         self._report(test_metrics, "test", epoch_idx)
 
-    def _report(self, metrics: dict, mode: str, epoch_idx: int) -> None:
+    def _report(self, metrics: dict, phase: str, epoch_idx: int) -> None:
+        """One matrix per loader: ``val`` for a single loader, ``val/<name>`` for each named one (``val_<name>`` in
+        the file name)."""
+        ends = ("/preds", "/conf_matrix")
+        found = {k.rpartition("/")[0] for k in metrics if k.startswith(f"{phase}/") and k.endswith(ends)}
+        for mode in sorted(found) or [phase]:
+            self._report_one(metrics, mode, epoch_idx)
+
+    def _report_one(self, metrics: dict, mode: str, epoch_idx: int) -> None:
         counts = self.counts(metrics, mode)
         if counts is None:
             LOGGER.warning(
@@ -56,7 +64,7 @@ class ConfusionMatrixCallback(Callback):
             return
         folder = self.trainer.log_dir / "confusion_matrix"
         folder.mkdir(parents=True, exist_ok=True)
-        np.save(folder / f"{mode}_epoch_{epoch_idx:04d}.npy", counts, allow_pickle=False)
+        np.save(folder / f"{mode.replace('/', '_')}_epoch_{epoch_idx:04d}.npy", counts, allow_pickle=False)
         self.trainer.logger.log_figure(f"{mode}/confusion_matrix", self.figure(counts), self.trainer.global_step)
 
     def counts(self, metrics: dict, mode: str) -> np.ndarray | None:

@@ -14,14 +14,19 @@ from jax_trainer.datasets.files import DataError, DataFileNotFoundError
 from jax_trainer.datasets.in_memory import InMemoryDataset
 from jax_trainer.datasets.interfaces import DatasetConfig
 from jax_trainer.datasets.splits import random_split
+from jax_trainer.logger.keys import LOADER_NAME_RULE, is_loader_name
 
-_EXPECTED = "an .npz file with arrays x_train, y_train and optionally x_val, y_val, x_test, y_test"
+_EXPECTED = (
+    "an .npz file with arrays x_train, y_train and optionally x_val, y_val, x_test, y_test (or named splits "
+    "x_val_<name>, y_val_<name>, x_test_<name>, y_test_<name>)"
+)
 
 
 @dataclass
 class ArrayDatasetConfig(DatasetConfig):
     """``data_file`` is resolved against ``data_dir`` when that is set. When the file has no
-    validation arrays, ``val_size`` examples are held out of the training arrays instead."""
+    validation arrays, ``val_size`` examples are held out of the training arrays instead. Named splits
+    (``x_val_clean``, ``y_val_clean``, ``x_val_noisy``, ...) give one loader each (``val/clean/acc``, ...)."""
 
     data_file: Optional[str] = None
     val_size: float = 0.0
@@ -86,10 +91,24 @@ class ArrayDataset(InMemoryDataset):
                 raise DataError(f"{source}: x_{split} has {len(x)} rows but y_{split} has {len(y)}")
             return None if x is None else SupervisedBatch(np.asarray(x), np.asarray(y))
 
+        def split_or_named(split: str):
+            """``x_<split>``/``y_<split>``, or named splits ``x_<split>_<name>``/``y_<split>_<name>`` as a dict."""
+            prefixes = (f"x_{split}_", f"y_{split}_")
+            names = list(dict.fromkeys(k.split("_", 2)[2] for k in arrays if k.startswith(prefixes)))
+            plain = pair(split)
+            if not names:
+                return plain
+            if plain is not None:
+                raise DataError(f"{source}: x_{split} and x_{split}_<name> arrays together; give one form or the other")
+            for name in names:
+                if not is_loader_name(name):
+                    raise DataError(f"{source}: split name {name!r} of x_{split}_{name}: expected {LOADER_NAME_RULE}")
+            return {name: pair(f"{split}_{name}") for name in names}
+
         train = pair("train")
         if train is None:
             raise DataError(f"{source}: no x_train/y_train; expected {_EXPECTED}")
-        val = pair("val")
+        val = split_or_named("val")
         if val is None:
             train, (val,) = random_split(train, {"val_size": self.config.val_size}, self.config.split_seed)
-        return train, val, pair("test")
+        return train, val, split_or_named("test")

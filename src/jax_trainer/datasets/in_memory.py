@@ -3,6 +3,7 @@ served by ``NumpyLoader`` (train shuffled with drop_last; val/test in order, kee
 the dataset's per-batch ``transform`` and ``num_workers`` prefetch threads."""
 
 import logging
+from typing import Any
 
 import jax
 import numpy as np
@@ -32,8 +33,9 @@ class InMemoryDataset(DatasetInterface):
         LOGGER.debug("%s ignores %s", type(self).__name__, ignored)
         self._splits = None
 
-    def load_splits(self) -> tuple[SupervisedBatch, SupervisedBatch | None, SupervisedBatch | None]:
-        """Return (train, val, test) arrays; val/test may be None."""
+    def load_splits(self) -> tuple[SupervisedBatch, Any, Any]:
+        """Return (train, val, test) arrays; val/test may be None, or a dict name -> arrays (named splits, one loader
+        each: metrics ``val/<name>/<metric>``)."""
         raise NotImplementedError
 
     def transform(self, batch: SupervisedBatch) -> SupervisedBatch:
@@ -41,7 +43,7 @@ class InMemoryDataset(DatasetInterface):
         default. Must act row by row, so that a batch is served the same whatever the rows around it."""
         return batch
 
-    def splits(self) -> tuple[SupervisedBatch, SupervisedBatch | None, SupervisedBatch | None]:
+    def splits(self) -> tuple[SupervisedBatch, Any, Any]:
         """``load_splits`` computed once and cached."""
         if self._splits is None:
             self._splits = self.load_splits()
@@ -71,6 +73,8 @@ class InMemoryDataset(DatasetInterface):
         def eval_loader(arrays):
             if arrays is None:
                 return None
+            if isinstance(arrays, dict):  # named splits: one loader per name
+                return {name: eval_loader(part) for name, part in arrays.items()}
             return NumpyLoader(arrays, bs, shuffle=False, drop_last=False, **shard)
 
         return DatasetSplits(

@@ -55,7 +55,8 @@ class DatasetConfig(ConfigInterface):
 
 @dataclass
 class DatasetSplits:
-    """The loaders a dataset builds; ``val`` and ``test`` are None when the dataset has none."""
+    """The loaders a dataset builds; ``val`` and ``test`` are None when the dataset has none, or a dict name ->
+    loader when it provides named splits (``{"clean": ..., "noisy": ...}``: metrics ``val/<name>/<metric>``)."""
 
     train: Any
     val: Any = None

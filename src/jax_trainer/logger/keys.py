@@ -5,9 +5,15 @@ A loss function returns metrics by plain name (``acc``); inside the compiled ste
 eval keys become ``val/<name>`` or ``test/<name>``; train epoch values are written as ``train/<name>_epoch`` so they
 never share a tag with the step series (``train/epoch_time`` exists only per epoch and keeps its name). A monitor
 (``ModelCheckpoint.monitor``, ``EarlyStopping.monitor``) may name a train epoch metric either way.
+
+Several named val/test loaders (``val_loader={"clean": a, "noisy": b}``) put the loader's name after the phase:
+``val/noisy/acc``, written to ``metrics/val_noisy_epoch_NNNN.json``; a single unnamed loader keeps ``val/acc`` and
+``metrics/val_epoch_NNNN.json``.
 """
 
 from __future__ import annotations
+
+import re
 
 TRAIN, EVAL = "train", "eval"
 LOSS = "loss"
@@ -50,3 +56,28 @@ def monitored(key: str, metrics) -> str | None:
         if candidate in metrics:
             return candidate
     return None
+
+
+def loader_key(key: str, phase: str, loader: str | None) -> str:
+    """An eval metric of a named loader: ``val/acc`` of loader ``noisy`` → ``val/noisy/acc``; a key outside the phase
+    (a metric naming its own group, ``custom/x``) → ``val/noisy/custom/x``. The unnamed loader (None) keeps
+    ``key``."""
+    if loader is None:
+        return key
+    name = key.removeprefix(f"{phase}/")
+    return f"{phase}/{loader}/{name}"
+
+
+def epoch_file_stem(phase: str, loader: str | None) -> str:
+    """The name an epoch file starts with: ``val`` (``metrics/val_epoch_0003.json``), or ``val_noisy`` for a named
+    loader."""
+    return phase if loader is None else f"{phase}_{loader}"
+
+
+_LOADER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*\Z")
+LOADER_NAME_RULE = "letters, digits, '_', '.' or '-', starting with a letter or digit (e.g. 'noisy')"
+
+
+def is_loader_name(name) -> bool:
+    """Whether ``name`` can name a val/test loader: it becomes part of metric keys, tags and file names."""
+    return isinstance(name, str) and _LOADER_NAME.match(name) is not None

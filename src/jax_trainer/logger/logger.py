@@ -15,6 +15,7 @@ import numpy as np
 from ..files import RunDirLock, write_atomic
 from .config import LoggerConfig
 from .enums import LogMode
+from .keys import epoch_file_stem
 from .text_log import setup_text_log, teardown_text_log
 from .tools import ToolLoggerInterface
 from .tools.images import as_uint8_image
@@ -128,8 +129,11 @@ class Logger:
         for tool in self.tools:
             tool.log_scalars(values, step)
 
-    def log_epoch_metrics(self, metrics: dict[str, Any], epoch: int, mode: str | LogMode, step: int) -> None:
-        """Scalars to every tool and ``metrics/<mode>_epoch_NNNN.json`` with the metrics, "epoch" and "step"."""
+    def log_epoch_metrics(
+        self, metrics: dict[str, Any], epoch: int, mode: str | LogMode, step: int, loader: str | None = None
+    ) -> None:
+        """Scalars to every tool and ``metrics/<mode>_epoch_NNNN.json`` with the metrics, "epoch" and "step"; the
+        metrics of a named val/test ``loader`` go to ``metrics/<mode>_<loader>_epoch_NNNN.json``."""
         self._before_write()
         mode = mode.name.lower() if isinstance(mode, LogMode) else mode
         if mode not in _EPOCH_MODES:
@@ -147,7 +151,7 @@ class Logger:
             os.makedirs(self._metrics_dir, exist_ok=True)
         # One line: json's C encoder only serves indent=None, and this runs after every epoch.
         text = json.dumps({**values, "epoch": epoch, "step": step}, allow_nan=True)
-        write_atomic(f"{self._metrics_dir}/{mode}_epoch_{epoch:04d}.json", text)
+        write_atomic(f"{self._metrics_dir}/{epoch_file_stem(mode, loader)}_epoch_{epoch:04d}.json", text)
 
     def log_image(self, key: str, image, step: int) -> None:
         """Write an (H, W, C) image, uint8 or float in [0, 1], to every tool."""

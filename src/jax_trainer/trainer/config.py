@@ -14,6 +14,7 @@ from jax_trainer.parallel.mesh import check_axes
 from jax_trainer.parallel.rules import parse_logical_rules, parse_rules
 from jax_trainer.parallel.runtime import DistributedConfig
 from jax_trainer.trainer.final_test import check_test_ckpt
+from jax_trainer.trainer.ema import EMAConfig
 from jax_trainer.value_checks import check_seed
 
 
@@ -45,6 +46,7 @@ class TrainerConfig(ConfigInterface):
     sharding_rules: list[Any] = field(default_factory=list)  # [[regex, [axis | null per dim]], ...]
     logical_axis_rules: list[Any] = field(default_factory=list)  # [[logical name, mesh axis | null], ...]
     distributed: Optional[DistributedConfig] = None  # jax.distributed.initialize arguments; {}: detect the cluster
+    ema: Optional[EMAConfig] = None  # EMA of the weights (trainer/ema.py); null: off, nothing added to the step
 
     def __post_init__(self):
         for name in ("train_epochs", "check_val_every_n_epoch", "accumulate_grad_batches", "steps_per_dispatch"):

@@ -65,19 +65,21 @@ def fetch_epoch(accumulators: S.Accumulators, results, mode: str, concats: list,
     return metrics
 
 
-def write_epoch(logger, metrics: Mapping, mode: str, epoch_idx: int, step: int, ready=None) -> None:
+def write_epoch(logger, metrics: Mapping, mode: str, epoch_idx: int, step: int, ready=None, loader=None) -> None:
     """Epoch scalars to the tools, the JSON file and train.log, deferred until ``ready()`` (see ``Logger.defer``).
 
     Train epoch values are written under their epoch tags (``train/loss_epoch``, see ``logger/keys.py``); callbacks
-    get the plain keys.
+    get the plain keys. A named val/test ``loader`` has its own
+    epoch file (``metrics/val_noisy_epoch_NNNN.json``).
     """
 
     def write() -> None:
         scalars = {k: v for k, v in metrics.items() if isinstance(v, float)}
         if mode == keys.TRAIN:
             scalars = {keys.epoch_tag(k): v for k, v in scalars.items()}
-        logger.log_epoch_metrics(scalars, epoch_idx, mode, step)
-        LOGGER.info("Epoch %d %s: %s", epoch_idx, mode, ", ".join(f"{k}={v:.5g}" for k, v in sorted(scalars.items())))
+        logger.log_epoch_metrics(scalars, epoch_idx, mode, step, loader=loader)
+        shown = ", ".join(f"{k}={v:.5g}" for k, v in sorted(scalars.items()))
+        LOGGER.info("Epoch %d %s: %s", epoch_idx, keys.epoch_file_stem(mode, loader), shown)
 
     logger.defer(write, ready=ready)
 

@@ -31,5 +31,5 @@ def run_final_test(trainer, loader, which: str) -> dict[str, float]:
     template = trainer.backend.model_state_dict(model_state)
     tree, progress, path = trainer.checkpointer.load_weights(trainer.checkpointer.directory / str(best[0]), template)
     LOGGER.info("Testing the best checkpoint, %s (epoch %d, step %d).", path, progress.epoch, progress.step)
-    weights = trainer.data_parallel.replicate(trainer.backend.load_model_state_dict(model_state, tree))
+    weights = trainer.placement.place(trainer.backend.load_model_state_dict(model_state, tree), trainer.backend.partition_annotations())
     return trainer.eval_model(loader, "test", trainer.current_epoch, model_state=weights)

@@ -6,6 +6,7 @@ first batch's size (repeating its last example) so the function compiles once, a
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import jax
@@ -17,6 +18,8 @@ from jax_trainer.errors import InputError
 
 def predict(trainer, loader) -> Any:
     """Outputs (numpy; a pytree of arrays if the model returns one) with one row per example of ``loader``."""
+    if isinstance(loader, Mapping):
+        raise InputError(f"predict: expected one loader, got named loaders {list(loader)}; predict one of them.")
     apply = trainer.bind_model()
     parts, size = [], None
     for batch in loader:

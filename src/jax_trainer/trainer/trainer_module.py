@@ -30,8 +30,10 @@ from jax_trainer.logger.progress import EpochBar, ProgressBar
 from jax_trainer.optimizer import build_optimizer, current_learning_rate
 from jax_trainer.trainer import steps as S
 from jax_trainer.trainer.config import TrainerConfig, TrainerInterface
+from jax_trainer.trainer.ema import with_ema
 from jax_trainer.trainer.epoch_report import EpochMetrics, fetch_epoch, write_epoch
 from jax_trainer.trainer.final_test import check_test_ckpt, run_final_test
+from jax_trainer.trainer.eval_loaders import check_loaders, named_loaders
 from jax_trainer.trainer.interrupts import SignalFlag
 from jax_trainer.trainer.predict import predict
 from jax_trainer.trainer.rebuild import rebuild_from_run
@@ -64,7 +66,7 @@ class TrainerModule(TrainerInterface):
         self.model_config, self.optimizer_config, self.full_config = model_config, optimizer_config, full_config
         self.exmp_input = exmp_input
         self.placement = placement_of(config, mesh)
-        self.backend = get_backend(config.model_mode)(self)
+        self.backend = with_ema(get_backend(config.model_mode), config.ema)(self)  # ema: trainer/ema.py
         with self.placement.context():
             model_state = self.backend.init_model(model_config, self.batch_to_input(exmp_input), config.seed)
         self._model_state = self.placement.place(model_state, self.backend.partition_annotations())
@@ -165,6 +167,7 @@ class TrainerModule(TrainerInterface):
         metrics, ..., "test": test metrics}``. SIGTERM or SIGINT stops it at the next step boundary with
         :class:`Interrupted` after checkpointing the exact position (``checkpoint_on_interrupt``)."""
         num_epochs = num_epochs or self.config.train_epochs
+        check_loaders("train_model", val_loader=val_loader, test_loader=test_loader)
         test_ckpt = check_test_ckpt(test_ckpt or self.config.test_ckpt, "test_ckpt")
         self.init_optimizer(num_epochs, _len_or_none(train_loader))
         LOGGER.info("%s", model_summary(self))
@@ -250,12 +253,21 @@ class TrainerModule(TrainerInterface):
         return metrics
 
     def eval_model(self, loader, mode: str, epoch_idx: int, model_state=None) -> dict[str, float]:
-        """Evaluate ``model_state`` (default: the trainer's) on ``loader``; ``mode`` is ``"val"`` or ``"test"``.
-        Returns the scalar metrics."""
-        hook = HOOK_NAMES[mode]
+        """Evaluate ``model_state`` (default: the trainer's) on ``loader`` (one, or a dict name -> loader:
+        ``val/<name>/<metric>``, see ``eval_loaders.py``); ``mode`` is ``"val"`` or ``"test"``. The callbacks get
+        every loader's metrics at once. Returns the scalars."""
+        hook, metrics = HOOK_NAMES[mode], {}
         self._run_callbacks(f"on_{hook}_epoch_start", epoch_idx)
+        for name, one in named_loaders("eval_model(loader=...)", loader).items():
+            metrics.update(self._eval_loader(one, mode, name, epoch_idx, model_state))
+        self._run_callbacks(f"on_{hook}_epoch_end", metrics, epoch_idx)
+        return {k: v for k, v in metrics.items() if isinstance(v, float)}
+
+    def _eval_loader(self, loader, mode: str, name: str | None, epoch_idx: int, model_state=None) -> dict:
+        """One loader's metrics (keyed with its ``name``: ``keys.loader_key``), written to its own epoch file."""
         carry, concats = None, []
-        bar = ProgressBar(_len_or_none(loader), f"{mode.capitalize()} {epoch_idx}", self.config.enable_progress_bar)
+        title = " ".join(filter(None, [mode.capitalize(), name, str(epoch_idx)]))
+        bar = ProgressBar(_len_or_none(loader), title, self.config.enable_progress_bar)
         for _, batch in self.placement.prefetch((1, batch) for batch in loader):
             if carry is None:
                 weights = self.model_state if model_state is None else model_state
@@ -267,14 +279,14 @@ class TrainerModule(TrainerInterface):
             bar.update(1)
         if carry is None:
             bar.close()
-            raise InputError(f"The {mode} loader yielded no batches.")
+            raise InputError(f"The {mode} loader{f' {name!r}' if name else ''} yielded no batches.")
         self._check_nonfinite(carry, epoch_idx)
         results = self.runner.eval_results(carry)
         metrics = fetch_epoch(self.runner.eval_steps.accumulators, results, mode, concats, self.derive_metrics)
         bar.close()  # after the fetch: the device is done, so the bar's rate is the evaluation's own
-        write_epoch(self.logger, metrics, mode, epoch_idx, self.global_step)
-        self._run_callbacks(f"on_{hook}_epoch_end", metrics, epoch_idx)
-        return {k: v for k, v in metrics.items() if isinstance(v, float)}
+        metrics = {keys.loader_key(k, mode, name): v for k, v in metrics.items()}
+        write_epoch(self.logger, metrics, mode, epoch_idx, self.global_step, loader=name)
+        return metrics
 
     def test_model(self, test_loader, epoch_idx: int = 0) -> dict[str, float]:
         """Evaluate on the test loader: ``{"test/...": float}``."""
