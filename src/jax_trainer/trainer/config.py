@@ -10,12 +10,19 @@ from compoconf import ConfigInterface, RegistrableConfigInterface, register_inte
 from jax_trainer.callbacks.base import CallbackInterface
 from jax_trainer.callbacks.value_policies import ValuePolicyInterface, check_policy_names
 from jax_trainer.logger.config import LoggerConfig
+from jax_trainer.registration import claim_config
 from jax_trainer.value_checks import check_seed
 
 
 @register_interface
 class TrainerInterface(RegistrableConfigInterface):
     """Registry of trainers; YAML picks one by ``trainer.class_name``."""
+
+    def __init_subclass__(cls, **kwargs):
+        """A subclass without a config class of its own gets one (``jax_trainer.registration``), so registering
+        ``MyTrainer(ImgClassifierTrainer)`` keeps ``ImgClassifierTrainer`` registered."""
+        super().__init_subclass__(**kwargs)
+        claim_config(cls, (TrainerInterface,))
 
 
 @dataclass
