@@ -91,6 +91,8 @@ class WandBToolLogger(ToolLoggerInterface):
 class WandbToolLoggerConfig(WandBToolLoggerConfig):
     """The same fields under the spelling ``WandbToolLogger`` (kpoeppel/jax_trainer's), so its configs load."""
 
+    class_name = ""  # not WandBToolLogger's inherited name: compoconf sets this class's own when it registers
+
 
 @register
 class WandbToolLogger(WandBToolLogger):
