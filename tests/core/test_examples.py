@@ -20,7 +20,8 @@ from jax_trainer import cli
 from trainer_helpers import subprocess_env
 
 EXAMPLES = Path(__file__).parents[2] / "examples"
-QUICK = ["trainer.train_epochs=1", "trainer.enable_progress_bar=false", "trainer.logger.tool_config=null"]
+QUICK = ["trainer.train_epochs=1", "trainer.enable_progress_bar=false", "trainer.logger.tool_config=null",
+         "dataset.global_batch_size=128"]
 
 
 def write_idx(path: Path, array: np.ndarray) -> None:
@@ -56,8 +57,8 @@ def val_metrics(run: Path, epoch: int = 1) -> dict:
 
 WARMUP = "optimizer.learning_rate.warmup_steps=1"  # the examples' warmups are longer than a quick run
 CASES = {
-    "own_nnx_classifier": ("own_nnx_classifier/config.yaml", [WARMUP], "val/acc"),
-    "own_linen_classifier": ("own_linen_classifier/config.yaml", [WARMUP], "val/acc"),
+    "own_nnx_classifier": ("own_nnx_classifier/config.yaml", [WARMUP, "model.channels=[4]"], "val/acc"),
+    "own_linen_classifier": ("own_linen_classifier/config.yaml", [WARMUP, "model.channels=[4]"], "val/acc"),
     "regression": ("regression.yaml", ["trainer.train_epochs=2"], "val/mse"),
     "custom_trainer_nnx": ("custom_trainer/config.yaml", [], "val/nll"),
     "custom_trainer_linen": ("custom_trainer/config.yaml", ["trainer.model_mode=linen"], "val/nll"),
