@@ -32,23 +32,24 @@ def main() -> None:
 
     devices = jax.devices()
     if len(devices) != 8:
-        raise SystemExit(f"expected 8 devices, found {len(devices)}: is XLA_FLAGS set elsewhere? ({os.environ['XLA_FLAGS']})")
+        flags = os.environ["XLA_FLAGS"]
+        raise SystemExit(f"expected 8 devices, found {len(devices)}: is XLA_FLAGS set elsewhere? ({flags})")
     mesh = Mesh(np.array(devices), ("data",))  # the default too: all local devices on a "data" axis
 
     dataset = DigitsDataset(DigitsConfig(global_batch_size=64, val_size=0.15))  # 64 = 8 devices x 8 examples
     splits = dataset.build()
-    config = ImgClassifierTrainerConfig(
-        train_epochs=args.epochs, enable_progress_bar=False, logger=LoggerConfig(log_dir=args.log_dir, tool_config=None)
-    )
-    trainer = ImgClassifierTrainer(
-        config, MLPClassifierConfig(hidden_dims=[128]), AdamWConfig(learning_rate=3e-3), dataset.example_batch(), mesh=mesh
-    )
+    logger = LoggerConfig(log_dir=args.log_dir, tool_config=None)
+    config = ImgClassifierTrainerConfig(train_epochs=args.epochs, enable_progress_bar=False, logger=logger)
+    model, optimizer = MLPClassifierConfig(hidden_dims=[128]), AdamWConfig(learning_rate=3e-3)
+    trainer = ImgClassifierTrainer(config, model, optimizer, dataset.example_batch(), mesh=mesh)
     metrics = trainer.train_model(splits.train, splits.val, splits.test)
 
     kernel = jax.tree.leaves(trainer.model_state)[0]
+    batch = trainer.data_parallel.put_batch(next(iter(splits.val)))
     print(f"devices: {len(devices)} ({devices[0].platform}); a parameter lives on {len(kernel.sharding.device_set)}")
-    print(f"per-device batch: {trainer.data_parallel.put_batch(next(iter(splits.val))).input.addressable_shards[0].data.shape}")
-    print(f"val/acc after {args.epochs} epochs: {metrics[args.epochs]['val/acc']:.3f}; test: {metrics['test']['test/acc']:.3f}")
+    print(f"per-device batch: {batch.input.addressable_shards[0].data.shape}")
+    val, test = metrics[args.epochs]["val/acc"], metrics["test"]["test/acc"]
+    print(f"val/acc after {args.epochs} epochs: {val:.3f}; test: {test:.3f}")
 
 
 if __name__ == "__main__":

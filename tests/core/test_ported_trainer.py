@@ -133,7 +133,7 @@ def test_build_trainer_with_loading(tmp_path, mode):
     ckpt_folder = sorted((log_dir / "checkpoints").glob("*"), key=lambda p: int(p.name))[-1]
     loaded = ImgClassifierTrainer.load_from_checkpoint(ckpt_folder)
     assert loaded.config.train_epochs == trainer.config.train_epochs
-    assert loaded.config.logger.log_dir == config.trainer.logger.log_dir or loaded.log_dir != log_dir
+    assert Path(loaded.log_dir) == log_dir / "eval"  # the original kept log_dir; here the run's own files stay untouched
     test_metrics = loaded.test_model(splits.test)
     orig_test_metric = json.loads((log_dir / "metrics" / "test_epoch_0001.json").read_text())
     np.testing.assert_allclose(test_metrics["test/acc"], orig_test_metric["test/acc"], rtol=1e-3, atol=1e-3)

@@ -71,8 +71,8 @@ class Callback(CallbackInterface):
 
     def on_training_epoch_end(self, train_metrics: dict, epoch_idx: int) -> None:
         """After train epoch ``epoch_idx``; calls :meth:`on_filtered_training_epoch_end` every ``every_n_epochs``.
-        Lightning: ``on_train_epoch_end``. ``train_metrics`` is a read-only mapping fetched from the device on first read: a callback that does
-        not read it lets the next epoch start without waiting for the device."""
+        Lightning: ``on_train_epoch_end``. ``train_metrics`` is a read-only mapping fetched from the device on first
+        read: a callback that does not read it lets the next epoch start without waiting for the device."""
         if self._due(epoch_idx):
             self.on_filtered_training_epoch_end(train_metrics, epoch_idx)
 
