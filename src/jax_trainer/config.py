@@ -8,6 +8,7 @@ against the model interface of the backend ``trainer.model_mode`` names, so a ba
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import sys
 from dataclasses import dataclass, field
@@ -158,19 +159,35 @@ def load_config(path: str | Path, overrides: Iterable[str] = ()) -> Config:
     if config_dir not in sys.path:
         sys.path.insert(0, config_dir)
     overrides = list(overrides)
-    data = apply_overrides(read_yaml(path), overrides)
+    file_data = read_yaml(path)
+    data = apply_overrides(copy.deepcopy(file_data), overrides)
     try:
         return parse(data)
     except ConfigError as err:
-        raise ConfigError(f"{err} ({_origin(err.path, overrides, path)})", err.path) from err
+        raise ConfigError(f"{err} ({_origin(err.path, overrides, path, file_data)})", err.path) from err
 
 
-def _origin(field_path: str, overrides: list[str], path: str | Path) -> str:
+def _origin(field_path: str, overrides: list[str], path: str | Path, file_data: dict) -> str:
+    """Where the failing field came from: the last override that set it (or a section above it), or one below it
+    only when the file itself lacks the field (the override created it); otherwise the file."""
+    in_file = _has_path(file_data, field_path)
     for override in reversed(overrides):
         key = override.partition("=")[0].strip()
-        if field_path and (key == field_path or field_path.startswith(key + ".") or key.startswith(field_path + ".")):
+        below = key.startswith(field_path + ".") and not in_file
+        if field_path and (key == field_path or field_path.startswith(key + ".") or below):
             return f"set by override {override!r}"
     return f"in {path}"
+
+
+def _has_path(data: Any, dotted: str) -> bool:
+    for part in dotted.split(".") if dotted else []:
+        if isinstance(data, list) and part.isdigit() and int(part) < len(data):
+            data = data[int(part)]
+        elif isinstance(data, dict) and part in data:
+            data = data[part]
+        else:
+            return False
+    return True
 
 
 def to_dict(config: Config) -> dict[str, Any]:

@@ -72,7 +72,9 @@ def test_renamed_port_needs_and_uses_rename_rules(linen_run, tmp_path, capsys, m
     monkeypatch.chdir(EXAMPLE)  # `imports: [renamed_cnn]` resolves from the working directory
     model = str(EXAMPLE / "renamed_model.yaml")
     assert cli.main(["migrate", str(linen_run), "--out", str(tmp_path / "bad"), "--model", model]) == 2
-    assert "features_1/kernel" in capsys.readouterr().err  # the unmatched nnx names are listed
+    err = capsys.readouterr().err
+    assert "features_1/kernel" in err and "conv1/kernel" in err  # the unmatched names of both sides are listed
+    assert not (tmp_path / "bad").exists()  # a failed migration leaves no run folder behind
 
     out = tmp_path / "renamed"
     args = ["migrate", str(linen_run), "--out", str(out), "--model", model, "--rules", str(EXAMPLE / "rules.yaml")]

@@ -11,8 +11,10 @@ part of the same state.
 from __future__ import annotations
 
 import functools
+import inspect
 from typing import Any, Callable
 
+import compoconf
 import jax
 from flax import nnx
 
@@ -21,6 +23,17 @@ from jax_trainer.backends.base import MODEL, OPTIMIZER, Backend, check_loss_outp
 from jax_trainer.zoo.base import BaseModelNNX
 
 _HINT = "; a linen model can run under nnx through the bridge (see jax_trainer.migrate)"
+
+
+def _takes_exmp_input(model_config, interface) -> bool:
+    """Whether the model's constructor takes ``exmp_input``: the zoo's do; models written for the original
+    jax_trainer (``__init__(self, config, rngs)``) size their layers themselves and are built without it."""
+    try:
+        cls = compoconf.Registry.get_class(interface, model_config.class_name)
+    except KeyError:
+        return True  # instantiate_model reports the unknown model
+    parameters = inspect.signature(cls.__init__).parameters.values()
+    return any(p.name == "exmp_input" or p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)
 
 
 def _is_nnx_loss_output(out) -> bool:
@@ -34,9 +47,8 @@ class NNXBackend(Backend):
     model_interface = BaseModelNNX
 
     def init_model(self, model_config, exmp_input, seed: int) -> nnx.State:
-        build = functools.partial(
-            instantiate_model, model_config, self.model_interface, self.name, _HINT, exmp_input=exmp_input
-        )
+        extra = {"exmp_input": exmp_input} if _takes_exmp_input(model_config, self.model_interface) else {}
+        build = functools.partial(instantiate_model, model_config, self.model_interface, self.name, _HINT, **extra)
         try:  # annotated variables are sharded as they are made, over the trainer's mesh (its context)
             model = build(rngs=nnx.Rngs(seed))
         except ValueError as err:  # no mesh, or names that are logical: the trainer's placement lays them out

@@ -59,57 +59,67 @@ class Callback(CallbackInterface):
         return epoch_idx % max(1, self.config.every_n_epochs) == 0
 
     def on_training_start(self) -> None:
-        pass
+        """Once, before the first train epoch (after a resume: before the first resumed one). Lightning:
+        ``on_train_start``."""
 
     def on_training_end(self) -> None:
-        pass
+        """Once, after the last epoch and the test (not after a failure or an interrupt: see :meth:`finalize`).
+        Lightning: ``on_train_end``."""
 
     def on_training_epoch_start(self, epoch_idx: int) -> None:
-        pass
+        """Before train epoch ``epoch_idx`` (1-based). Lightning: ``on_train_epoch_start``."""
 
     def on_training_epoch_end(self, train_metrics: dict, epoch_idx: int) -> None:
-        """``train_metrics`` is a read-only mapping fetched from the device on first read: a callback that does
-        not read it lets the next epoch start without waiting for the device."""
+        """After train epoch ``epoch_idx``; calls :meth:`on_filtered_training_epoch_end` every ``every_n_epochs``.
+        Lightning: ``on_train_epoch_end``. ``train_metrics`` is a read-only mapping fetched from the device on first
+        read: a callback that does not read it lets the next epoch start without waiting for the device."""
         if self._due(epoch_idx):
             self.on_filtered_training_epoch_end(train_metrics, epoch_idx)
 
     def on_filtered_training_epoch_end(self, train_metrics: dict, epoch_idx: int) -> None:
-        pass
+        """:meth:`on_training_epoch_end` of the epochs divisible by ``every_n_epochs``: override this for periodic
+        work."""
 
     def on_train_step_end(self, step: int, epoch_idx: int) -> None:
-        pass
+        """After every dispatched train step (``step`` is the global step after it), only for callbacks that
+        override it (:attr:`wants_step_end`). Lightning: ``on_train_batch_end``."""
 
     def on_validation_epoch_start(self, epoch_idx: int) -> None:
-        pass
+        """Before validating after train epoch ``epoch_idx``."""
 
     def on_validation_epoch_end(self, eval_metrics: dict, epoch_idx: int) -> None:
+        """After validating (``eval_metrics``: ``{"val/...": value}``); calls
+        :meth:`on_filtered_validation_epoch_end` every ``every_n_epochs``."""
         if self._due(epoch_idx):
             self.on_filtered_validation_epoch_end(eval_metrics, epoch_idx)
 
     def on_filtered_validation_epoch_end(self, eval_metrics: dict, epoch_idx: int) -> None:
-        pass
+        """:meth:`on_validation_epoch_end` of the epochs divisible by ``every_n_epochs``."""
 
     def on_test_epoch_start(self, epoch_idx: int) -> None:
-        pass
+        """Before the test loop (after training, or from ``test_model``)."""
 
     def on_test_epoch_end(self, test_metrics: dict, epoch_idx: int) -> None:
+        """After the test loop (``test_metrics``: ``{"test/...": value}``); calls
+        :meth:`on_filtered_test_epoch_end` every time (a test is never periodic)."""
         self.on_filtered_test_epoch_end(test_metrics, epoch_idx)
 
     def on_filtered_test_epoch_end(self, test_metrics: dict, epoch_idx: int) -> None:
-        pass
+        """:meth:`on_test_epoch_end`, for symmetry with the other filtered hooks."""
 
     def state_dict(self) -> dict:
         """JSON-serialisable state restored on resume (counters, best scores)."""
         return {}
 
     def load_state_dict(self, state: dict) -> None:
-        pass
+        """Restore what :meth:`state_dict` returned, on resume (before ``on_training_start``)."""
 
     def finalize(self, status: str) -> None:
         """Called once at the end of training with ``"success"``, ``"failed"`` or ``"interrupted"``."""
 
     @property
     def wants_step_end(self) -> bool:
+        """Whether this callback overrides :meth:`on_train_step_end` (the loop calls only those per step)."""
         return type(self).on_train_step_end is not Callback.on_train_step_end
 
 

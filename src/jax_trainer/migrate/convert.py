@@ -17,6 +17,7 @@ from __future__ import annotations
 import copy
 import json
 import re
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,7 +27,7 @@ from flax import nnx
 from jax_trainer.backends.base import OPTIMIZER
 from jax_trainer.checkpoint import MODEL, find
 from jax_trainer.checkpoint.reading import read_meta, restore_raw
-from jax_trainer.checkpoint.rundir import EXAMPLE_FILE, load_example_batch, read_config_dict
+from jax_trainer.checkpoint.rundir import EXAMPLE_FILE, load_example_batch, read_config_dict, write_run_files
 from jax_trainer.checkpoint.run_state import check_format, config_hash, library_versions
 from jax_trainer.checkpoint.store import LOOP, STATE, CheckpointStore, checkpoint_dir, locate
 from jax_trainer.checkpoint.trees import flatten, from_storage, name, nest, subtree
@@ -106,7 +107,8 @@ def migrate_run(
     linen_config = parse(read_config_dict(run_dir))
     config = parse(_nnx_config_dict(read_config_dict(run_dir), out_dir, model))
     exmp = load_example_batch(run_dir / EXAMPLE_FILE)
-    trainer = build_trainer(config, exmp)
+    created = not out_dir.exists()  # a failed migration removes the folder it created, and only that one
+    trainer = build_trainer(config, exmp, write_run_dir=False)
     status = "failed"
     try:
         stored = restore_raw(source, STATE)
@@ -133,9 +135,12 @@ def migrate_run(
         store.close()
         linen_module = linen_config.model.instantiate(BaseModelLinen)
         parity = parity_report(linen_module, linen_variables, nnx_model, inputs, tolerance)
+        write_run_files(out_dir, trainer.full_config, exmp)
         status = "success"
     finally:
         trainer.logger.finalize(status)
+        if status != "success" and created:
+            shutil.rmtree(out_dir, ignore_errors=True)
     checkpoint = checkpoint_dir(out_dir) / str(meta["step"])
     (out_dir / "parity.json").write_text(json.dumps(parity, indent=2))
     return Migration(out_dir, source, checkpoint, with_optimizer, parity)

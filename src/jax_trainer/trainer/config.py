@@ -13,14 +13,21 @@ from jax_trainer.logger.config import LoggerConfig
 from jax_trainer.parallel.mesh import check_axes
 from jax_trainer.parallel.rules import parse_logical_rules, parse_rules
 from jax_trainer.parallel.runtime import DistributedConfig
-from jax_trainer.trainer.final_test import check_test_ckpt
+from jax_trainer.registration import claim_config
 from jax_trainer.trainer.ema import EMAConfig
+from jax_trainer.trainer.final_test import check_test_ckpt
 from jax_trainer.value_checks import check_seed
 
 
 @register_interface
 class TrainerInterface(RegistrableConfigInterface):
     """Registry of trainers; YAML picks one by ``trainer.class_name``."""
+
+    def __init_subclass__(cls, **kwargs):
+        """A subclass without a config class of its own gets one (``jax_trainer.registration``), so registering
+        ``MyTrainer(ImgClassifierTrainer)`` keeps ``ImgClassifierTrainer`` registered."""
+        super().__init_subclass__(**kwargs)
+        claim_config(cls, (TrainerInterface,))
 
 
 @dataclass

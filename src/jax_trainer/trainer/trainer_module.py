@@ -15,7 +15,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import compoconf
 import jax
 
 from jax_trainer.backends import get_backend
@@ -28,17 +27,18 @@ from jax_trainer.logger import keys
 from jax_trainer.logger.logger import Logger
 from jax_trainer.logger.progress import EpochBar, ProgressBar
 from jax_trainer.optimizer import build_optimizer, current_learning_rate
+from jax_trainer.parallel.placement import placement_of
+from jax_trainer.parallel.runtime import is_main_process
 from jax_trainer.trainer import steps as S
 from jax_trainer.trainer.config import TrainerConfig, TrainerInterface
 from jax_trainer.trainer.ema import with_ema
 from jax_trainer.trainer.epoch_report import EpochMetrics, fetch_epoch, write_epoch
-from jax_trainer.trainer.final_test import check_test_ckpt, run_final_test
 from jax_trainer.trainer.eval_loaders import check_loaders, named_loaders
+from jax_trainer.trainer.final_test import check_test_ckpt, run_final_test
 from jax_trainer.trainer.interrupts import SignalFlag
 from jax_trainer.trainer.predict import predict
 from jax_trainer.trainer.rebuild import rebuild_from_run
-from jax_trainer.parallel.placement import placement_of
-from jax_trainer.parallel.runtime import is_main_process
+from jax_trainer.trainer.run_config import python_run_config
 from jax_trainer.trainer.runner import StepRunner
 from jax_trainer.trainer.runs import epoch_runs
 from jax_trainer.trainer.step_log import StepLog
@@ -355,16 +355,12 @@ class TrainerModule(TrainerInterface):
         first checkpoint, so ``load_from_checkpoint`` can rebuild it from the run directory alone."""
         if not is_main_process() or (Path(self.log_dir) / CONFIG_FILE).is_file():
             return
-        config = dict(self.full_config or self._config_dict())
-        module = type(self).__module__
-        if not module.startswith("jax_trainer") and module != "__main__":
-            config.setdefault("imports", [module])
-        write_run_files(self.log_dir, config, self.exmp_input)
+        write_run_files(self.log_dir, dict(self.full_config or self._config_dict()), self.exmp_input)
 
     def _config_dict(self) -> dict:
-        """The resolved configs as plain dicts, for a trainer built in Python rather than from a config file."""
-        configs = {"trainer": self.config, "model": self.model_config, "optimizer": self.optimizer_config}
-        return {name: compoconf.dump_config(cfg) for name, cfg in configs.items() if cfg is not None}
+        """The resolved configs as plain dicts, for a trainer built in Python rather than from a config file: its
+        class and the modules of the user's classes under ``imports:`` (``run_config.py``)."""
+        return python_run_config(self)
 
     def _nonfinite_check(self, epoch_idx: int):
         return functools.partial(self._check_nonfinite, epoch_idx=epoch_idx) if self.config.detect_nans else None

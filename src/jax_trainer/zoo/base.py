@@ -7,6 +7,8 @@ A zoo model is registered twice under the same class name, once per interface, s
 
 from compoconf import RegistrableConfigInterface, register_interface
 
+from jax_trainer.registration import claim_config
+
 
 @register_interface
 class BaseModelLinen(RegistrableConfigInterface):
@@ -15,6 +17,11 @@ class BaseModelLinen(RegistrableConfigInterface):
     Call convention: ``module.apply(variables, x, train=bool, rngs={"dropout": key},
     mutable=["batch_stats"])`` with ``__call__(self, x, train: bool = False)``.
     """
+
+    def __init_subclass__(cls, **kwargs):
+        """A subclass's config class is its own (``jax_trainer.registration``): see README, "Write a model"."""
+        super().__init_subclass__(**kwargs)
+        claim_config(cls, MODEL_INTERFACES)
 
 
 @register_interface
@@ -26,3 +33,13 @@ class BaseModelNNX(RegistrableConfigInterface):
     ``model.train()`` / ``model.eval()``. nnx builds parameters eagerly, so the zoo models need
     ``exmp_input`` (anything with a ``.shape``) to size their first layer.
     """
+
+    def __init_subclass__(cls, **kwargs):
+        """A subclass's config class is its own (``jax_trainer.registration``): see README, "Write a model"."""
+        super().__init_subclass__(**kwargs)
+        claim_config(cls, MODEL_INTERFACES)
+
+
+MODEL_INTERFACES = (BaseModelLinen, BaseModelNNX)
+"""The model registries: a config class registered for a model in one may not name a differently named model in
+another (``registration.claim_config``)."""

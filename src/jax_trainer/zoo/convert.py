@@ -62,9 +62,13 @@ def nnx_to_linen_variables(nnx_model: nnx.Module) -> dict:
 
 
 def _check_same_paths(collection: str, linen_paths: set[str], nnx_paths: set[str]) -> None:
+    """Both sides' unmatched paths in one message: the two lists are what a rename rule maps onto each other."""
     missing = sorted(nnx_paths - linen_paths)
     extra = sorted(linen_paths - nnx_paths)
+    parts = []
     if missing:
-        raise KeyError(f"{collection}: nnx model has {missing} but the linen variables do not")
+        parts.append(f"nnx model has {missing} but the linen variables do not")
     if extra:
-        raise KeyError(f"{collection}: linen variables have {extra} but the nnx model does not")
+        parts.append(f"linen variables have {extra} but the nnx model does not")
+    if parts:
+        raise KeyError(f"{collection}: " + "; ".join(parts))

@@ -3,7 +3,7 @@
 from .base import ToolLoggerInterface
 from .csv_tool import CSVToolLogger, CSVToolLoggerConfig
 from .tensorboard_tool import TensorboardToolLogger, TensorboardToolLoggerConfig
-from .wandb_tool import WandBToolLogger, WandBToolLoggerConfig
+from .wandb_tool import WandbToolLogger, WandbToolLoggerConfig, WandBToolLogger, WandBToolLoggerConfig
 
 __all__ = [
     "ToolLoggerInterface",
@@ -13,4 +13,6 @@ __all__ = [
     "TensorboardToolLoggerConfig",
     "WandBToolLogger",
     "WandBToolLoggerConfig",
+    "WandbToolLogger",
+    "WandbToolLoggerConfig",
 ]

@@ -15,12 +15,14 @@ _MODES = ("online", "offline", "disabled")
 class WandBToolLoggerConfig(ConfigInterface):
     """W&B writes ``wandb/`` under ``(save_dir or log_dir)``.
 
+    ``entity`` is the W&B user or team the run belongs to (None: the account's default).
     ``version`` is the W&B run id: set it and a restarted job continues the same run (``resume="allow"``);
     ``use_timestamp_version`` derives the id from the launch time. ``mode`` defaults to offline: nothing
     leaves the machine unless asked for.
     """
 
     project: str = "jax_trainer"
+    entity: str | None = None
     name: str | None = None
     mode: str = "offline"
     save_dir: str = ""
@@ -56,6 +58,7 @@ class WandBToolLogger(ToolLoggerInterface):
         run_id = run_version(config.version, config.use_timestamp_version)
         self._run = wandb.init(
             project=config.project,
+            entity=config.entity,
             name=config.name,
             mode=config.mode,
             dir=str(self.log_dir.resolve()),
@@ -82,3 +85,17 @@ class WandBToolLogger(ToolLoggerInterface):
         if not self._closed:
             self._run.finish(exit_code=0 if status == "success" else 1)
             self._closed = True
+
+
+@dataclass
+class WandbToolLoggerConfig(WandBToolLoggerConfig):
+    """The same fields under the spelling ``WandbToolLogger`` (kpoeppel/jax_trainer's), so its configs load."""
+
+    class_name = ""  # not WandBToolLogger's inherited name: compoconf sets this class's own when it registers
+
+
+@register
+class WandbToolLogger(WandBToolLogger):
+    """``WandBToolLogger`` under the spelling ``WandbToolLogger``; a class of its own so both names resolve."""
+
+    config: WandbToolLoggerConfig
