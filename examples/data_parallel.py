@@ -45,7 +45,7 @@ def main() -> None:
     metrics = trainer.train_model(splits.train, splits.val, splits.test)
 
     kernel = jax.tree.leaves(trainer.model_state)[0]
-    batch = trainer.data_parallel.put_batch(next(iter(splits.val)))
+    batch = trainer.placement.put_batch(next(iter(splits.val)))  # how the loop places a batch
     print(f"devices: {len(devices)} ({devices[0].platform}); a parameter lives on {len(kernel.sharding.device_set)}")
     print(f"per-device batch: {batch.input.addressable_shards[0].data.shape}")
     val, test = metrics[args.epochs]["val/acc"], metrics["test"]["test/acc"]
