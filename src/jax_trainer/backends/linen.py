@@ -15,6 +15,7 @@ from flax import serialization, struct
 
 import jax_trainer.zoo.linen  # noqa: F401  (registers the zoo's linen models under BaseModelLinen)
 from jax_trainer.backends.base import MODEL, OPTIMIZER, Backend, check_loss_output, instantiate_model
+from jax_trainer.trainer.precision import cast_like
 from jax_trainer.zoo.base import BaseModelLinen
 
 
@@ -63,10 +64,13 @@ class LinenBackend(Backend):
     def train_step(self, state: TrainState, batch, **loss_kwargs):
         rng, step_rng = jax.random.split(state.rng)
 
-        def loss_fn(params):
-            return self._loss(params, state, batch, step_rng, True, loss_kwargs)
+        def loss_fn(params, mutable_variables, batch):
+            return self._loss(params, state.replace(mutable_variables=mutable_variables), batch, step_rng, True, loss_kwargs)
 
-        (loss, (mutables, metrics)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+        grad_fn = jax.value_and_grad(self.precision.wrap(loss_fn), has_aux=True)
+        (loss, (mutables, metrics)), grads = grad_fn(state.params, state.mutable_variables, batch)
+        if mutables:  # computed in the loss's dtype, stored in the state's
+            mutables = cast_like(mutables, {name: state.mutable_variables[name] for name in mutables})
         updates, opt_state = state.tx.update(grads, state.opt_state, state.params)
         new_state = state.replace(
             step=state.step + 1,
@@ -78,7 +82,13 @@ class LinenBackend(Backend):
         return new_state, loss, metrics, grads
 
     def eval_step(self, model_state: TrainState, batch, **loss_kwargs):
-        loss, (_, metrics) = self._loss(model_state.params, model_state, batch, model_state.rng, False, loss_kwargs)
+        def loss_fn(params, mutable_variables, batch):
+            state = model_state.replace(mutable_variables=mutable_variables)
+            return self._loss(params, state, batch, model_state.rng, False, loss_kwargs)
+
+        loss, (_, metrics) = self.precision.wrap(loss_fn, differentiated=False)(
+            model_state.params, model_state.mutable_variables, batch
+        )
         return loss, metrics
 
     def _loss(self, params, state, batch, rng, train: bool, loss_kwargs: dict):

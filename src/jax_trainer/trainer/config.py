@@ -10,6 +10,8 @@ from compoconf import ConfigInterface, RegistrableConfigInterface, register_inte
 from jax_trainer.callbacks.base import CallbackInterface
 from jax_trainer.callbacks.value_policies import ValuePolicyInterface, check_policy_names
 from jax_trainer.logger.config import LoggerConfig
+from jax_trainer.trainer.precision import check_precision
+from jax_trainer.trainer.remat import check_remat
 from jax_trainer.value_checks import check_seed
 
 
@@ -36,6 +38,10 @@ class TrainerConfig(ConfigInterface):
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     callbacks: dict[str, CallbackInterface.cfgtype] = field(default_factory=dict)
     value_policies: dict[str, ValuePolicyInterface.cfgtype] = field(default_factory=dict)
+    precision: str = "fp32"  # fp32 | bf16-mixed | bf16-true (trainer/precision.py)
+    remat: bool = False  # recompute the loss's activations in the backward pass (trainer/remat.py)
+    remat_policy: str = "nothing_saveable"  # a policy of jax.checkpoint_policies
+    remat_segments: Optional[int] = None  # null: one rematerialized segment per matmul or convolution
 
     def __post_init__(self):
         for name in ("train_epochs", "check_val_every_n_epoch", "accumulate_grad_batches", "steps_per_dispatch"):
@@ -45,3 +51,5 @@ class TrainerConfig(ConfigInterface):
             raise ValueError(f"trainer.max_steps must be >= 1 or null, got {self.max_steps}.")
         check_seed("trainer.seed", self.seed)
         check_policy_names(self.value_policies)
+        check_precision(self.precision)
+        check_remat(self.remat_policy, self.remat_segments)

@@ -33,6 +33,7 @@ from jax_trainer.trainer.config import TrainerConfig, TrainerInterface
 from jax_trainer.trainer.devices import DataParallel
 from jax_trainer.trainer.epoch_report import EpochMetrics, fetch_epoch, write_epoch
 from jax_trainer.trainer.interrupts import SignalFlag
+from jax_trainer.trainer.precision import StepPrecision
 from jax_trainer.trainer.predict import predict
 from jax_trainer.trainer.rebuild import rebuild_from_run
 from jax_trainer.trainer.runner import StepRunner
@@ -61,8 +62,9 @@ class TrainerModule(TrainerInterface):
         self.model_config, self.optimizer_config, self.full_config = model_config, optimizer_config, full_config
         self.exmp_input = exmp_input
         self.data_parallel = DataParallel(mesh)
-        self.backend = get_backend(config.model_mode)(self)
-        self._model_state = self.backend.init_model(model_config, self.batch_to_input(exmp_input), config.seed)
+        self.backend = get_backend(config.model_mode)(self, StepPrecision.from_config(config))
+        model_state = self.backend.init_model(model_config, self.batch_to_input(exmp_input), config.seed)
+        self._model_state = self.backend.precision.cast_model_state(model_state)
         jit = (lambda fn, **_: fn) if config.debug else jax.jit
         self.runner = StepRunner(self.backend, jit, config.log_grad_norm, config.detect_nans)
         self.global_step, self.current_epoch, self.should_stop = 0, 0, False
