@@ -18,10 +18,13 @@ from typing import Any, Callable, ClassVar
 
 from jax_trainer.checkpoint.store import MODEL
 from jax_trainer.errors import InputError
-from jax_trainer.trainer.precision import StepPrecision
+from jax_trainer.precision import StepPrecision
 
 PyTree = Any
 OPTIMIZER = "optimizer"
+# XLA options for a program that runs once (model init): without the backend's (LLVM's) optimization passes it
+# compiles about 3x faster on CPU (MLP-digits' linen init: 0.5 s of CPU instead of 1.7 s under load), and it runs once.
+RUN_ONCE_OPTIONS = {"xla_backend_optimization_level": 0}
 
 
 class Backend(ABC):

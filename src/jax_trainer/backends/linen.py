@@ -14,8 +14,8 @@ import optax
 from flax import serialization, struct
 
 import jax_trainer.zoo.linen  # noqa: F401  (registers the zoo's linen models under BaseModelLinen)
-from jax_trainer.backends.base import MODEL, OPTIMIZER, Backend, check_loss_output, instantiate_model
-from jax_trainer.trainer.precision import cast_like
+from jax_trainer.backends.base import MODEL, OPTIMIZER, RUN_ONCE_OPTIONS, Backend, check_loss_output, instantiate_model
+from jax_trainer.precision import cast_like
 from jax_trainer.zoo.base import BaseModelLinen
 
 
@@ -44,10 +44,11 @@ class LinenBackend(Backend):
     def init_model(self, model_config, exmp_input, seed: int) -> TrainState:
         model = instantiate_model(model_config, self.model_interface, self.name)
         init_rng, dropout_rng, state_rng = jax.random.split(jax.random.PRNGKey(seed), 3)
-        variables = jax.jit(lambda x: model.init({"params": init_rng, "dropout": dropout_rng}, x, train=False))(
-            exmp_input
+        init = jax.jit(
+            lambda x: model.init({"params": init_rng, "dropout": dropout_rng}, x, train=False),
+            compiler_options=RUN_ONCE_OPTIONS,
         )
-        variables = dict(variables)
+        variables = dict(init(exmp_input))
         params = variables.pop("params")
         return TrainState(
             step=jax.numpy.zeros((), jax.numpy.int32),

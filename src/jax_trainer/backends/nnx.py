@@ -17,7 +17,7 @@ from flax import nnx
 
 import jax_trainer.zoo.nnx  # noqa: F401  (registers the zoo's nnx models under BaseModelNNX)
 from jax_trainer.backends.base import MODEL, OPTIMIZER, Backend, check_loss_output, instantiate_model
-from jax_trainer.trainer.precision import cast_like
+from jax_trainer.precision import cast_like
 from jax_trainer.zoo.base import BaseModelNNX
 
 _HINT = "; a linen model can run under nnx through the bridge (see jax_trainer.migrate)"
@@ -56,7 +56,7 @@ class NNXBackend(Backend):
         graphdef, params, rest = nnx.split(model, nnx.Param, ...)
 
         def loss_fn(params, rest, batch):  # pure, so that the precision and remat wrappers see pytrees
-            model = nnx.merge(graphdef, params, rest)
+            model = nnx.merge(graphdef, params, rest, copy=True)  # new Variables, of this trace level
             loss, metrics = self._loss(model, batch, True, loss_kwargs)
             return loss, (nnx.state(model, nnx.Not(nnx.Param)), metrics)
 

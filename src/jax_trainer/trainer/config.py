@@ -10,8 +10,8 @@ from compoconf import ConfigInterface, RegistrableConfigInterface, register_inte
 from jax_trainer.callbacks.base import CallbackInterface
 from jax_trainer.callbacks.value_policies import ValuePolicyInterface, check_policy_names
 from jax_trainer.logger.config import LoggerConfig
-from jax_trainer.trainer.precision import check_precision
-from jax_trainer.trainer.remat import check_remat
+from jax_trainer.precision import check_precision
+from jax_trainer.remat import check_remat
 from jax_trainer.value_checks import check_seed
 
 
@@ -38,8 +38,8 @@ class TrainerConfig(ConfigInterface):
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     callbacks: dict[str, CallbackInterface.cfgtype] = field(default_factory=dict)
     value_policies: dict[str, ValuePolicyInterface.cfgtype] = field(default_factory=dict)
-    precision: str = "fp32"  # fp32 | bf16-mixed | bf16-true (trainer/precision.py)
-    remat: bool = False  # recompute the loss's activations in the backward pass (trainer/remat.py)
+    precision: str = "fp32"  # fp32 | bf16-mixed | bf16-true (precision.py)
+    remat: bool = False  # recompute the loss's activations in the backward pass (remat.py)
     remat_policy: str = "nothing_saveable"  # a policy of jax.checkpoint_policies
     remat_segments: Optional[int] = None  # null: one rematerialized segment per matmul or convolution
 

@@ -33,7 +33,7 @@ from jax_trainer.trainer.config import TrainerConfig, TrainerInterface
 from jax_trainer.trainer.devices import DataParallel
 from jax_trainer.trainer.epoch_report import EpochMetrics, fetch_epoch, write_epoch
 from jax_trainer.trainer.interrupts import SignalFlag
-from jax_trainer.trainer.precision import StepPrecision
+from jax_trainer.precision import StepPrecision
 from jax_trainer.trainer.predict import predict
 from jax_trainer.trainer.rebuild import rebuild_from_run
 from jax_trainer.trainer.runner import StepRunner

@@ -23,7 +23,7 @@ from typing import Any, Callable
 import jax
 import jax.numpy as jnp
 
-from jax_trainer.trainer.remat import remat_segments
+from jax_trainer.remat import remat_segments
 
 PRECISIONS = ("fp32", "bf16-mixed", "bf16-true")
 
