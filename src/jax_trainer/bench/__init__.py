@@ -68,13 +68,15 @@ def bench_config(path: str | None = None, overrides: tuple[str, ...] = ()) -> Co
 
 def make_loop(config: Config, variant: str, total_epochs: int):
     """The loop of ``variant``, built and ready to run ``total_epochs`` epochs: ``raw_<mode>`` or
-    ``trainer_<mode>`` with optional ``_dispatch<K>`` and ``_ckpt-async``/``_ckpt-sync`` (see ``TrainerLoop``)."""
+    ``trainer_<mode>`` with optional ``_dispatch<K>``, ``_ckpt-async``/``_ckpt-sync`` (see ``TrainerLoop``) and
+    ``_bf16-mixed``/``_bf16-true`` (``trainer.precision``)."""
     kind, mode, *options = variant.split("_")
     dispatch = next((int(o.removeprefix("dispatch")) for o in options if o.startswith("dispatch")), 1)
     if kind == "raw":
         return RawLoop(config, mode, total_epochs * steps_per_epoch(config), dispatch)
     checkpoint = next((o.removeprefix("ckpt-") for o in options if o.startswith("ckpt-")), None)
-    return TrainerLoop(config, mode, dispatch, total_epochs, checkpoint)
+    precision = next((o for o in options if o.startswith("bf16-")), config.trainer.precision)
+    return TrainerLoop(config, mode, dispatch, total_epochs, checkpoint, precision)
 
 
 def checkpoint_cost(config: Config, mode: str = "linen", steps: int = 500, rounds: int = 3) -> dict[str, float]:
