@@ -80,7 +80,8 @@ def remat_segments(fn: Callable, policy: str = "nothing_saveable", segments: int
             defined = {v for e in part for v in e.outvars}
             inputs = list(dict.fromkeys(v for e in part for v in e.invars if isinstance(v, jcore.Var) and v not in defined))
             outputs = [v for e in part for v in e.outvars if v in later and not isinstance(v, jcore.DropVar)]
-            segment = jcore.Jaxpr([], inputs, outputs, part, effects=jaxpr.effects)
+            info = jcore.DebugInfo("remat segment", None, tuple(map(str, inputs)), tuple(map(str, outputs)))
+            segment = jcore.Jaxpr([], inputs, outputs, part, effects=jaxpr.effects, debug_info=info)
             values = jax.checkpoint(jcore.jaxpr_as_fun(jcore.ClosedJaxpr(segment, [])), policy=checkpoint_policy)(
                 *(env[v] for v in inputs)
             )

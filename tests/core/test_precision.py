@@ -97,5 +97,5 @@ def test_bad_values_name_the_field(field, value):
         "model": {"class_name": "MLPClassifier"},
         "optimizer": {"class_name": "AdamW", "learning_rate": 1e-3},
     }
-    with pytest.raises(ConfigError, match=f"trainer.{field}"):
+    with pytest.raises(ConfigError, match=f"trainer.{field} must be"):
         parse(config)
