@@ -7,6 +7,7 @@ and ``mutable=`` from the TrainState.
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable
 
 import jax
@@ -35,6 +36,24 @@ def _is_linen_loss_output(out) -> bool:
     return isinstance(out, tuple) and len(out) == 2 and isinstance(out[1], tuple) and len(out[1]) == 2
 
 
+def _init(model, init_rng, dropout_rng, x):
+    return model.init({"params": init_rng, "dropout": dropout_rng}, x, train=False)
+
+
+# The model is a static argument, so a second trainer of the same model and input shapes in this process (tests, a
+# benchmark's rounds, tune trials) reuses the compiled init; a model with unhashable fields compiles its own.
+_INIT = jax.jit(_init, static_argnums=0, compiler_options=RUN_ONCE_OPTIONS)
+
+
+def _init_variables(model, init_rng, dropout_rng, x):
+    """``model.init`` in eval mode, compiled (once per model and input shapes) without backend optimizations."""
+    try:
+        hash(model)
+    except TypeError:
+        return jax.jit(functools.partial(_init, model), compiler_options=RUN_ONCE_OPTIONS)(init_rng, dropout_rng, x)
+    return _INIT(model, init_rng, dropout_rng, x)
+
+
 class LinenBackend(Backend):
     """Models registered under ``BaseModelLinen``; the user hook is ``loss_function_linen``."""
 
@@ -44,11 +63,7 @@ class LinenBackend(Backend):
     def init_model(self, model_config, exmp_input, seed: int) -> TrainState:
         model = instantiate_model(model_config, self.model_interface, self.name)
         init_rng, dropout_rng, state_rng = jax.random.split(jax.random.PRNGKey(seed), 3)
-        init = jax.jit(
-            lambda x: model.init({"params": init_rng, "dropout": dropout_rng}, x, train=False),
-            compiler_options=RUN_ONCE_OPTIONS,
-        )
-        variables = dict(init(exmp_input))
+        variables = dict(_init_variables(model, init_rng, dropout_rng, exmp_input))
         params = variables.pop("params")
         return TrainState(
             step=jax.numpy.zeros((), jax.numpy.int32),
