@@ -94,6 +94,13 @@ def _bench_arguments(parser: argparse.ArgumentParser) -> None:
         "--rounds", type=int, default=None, help=f"interleaved rounds the steps are split into (default {BENCH_ROUNDS})"
     )
     parser.add_argument("--json", default=None, metavar="FILE", help="also write steps/s and the machine as JSON")
+    parser.add_argument(
+        "--first-step-rounds",
+        type=int,
+        default=1,
+        metavar="N",
+        help="fresh processes per loop timed from process start to first step (median; 0: skip; default 1)",
+    )
     _add_cpu_threads_argument(parser)
 
 
@@ -102,7 +109,7 @@ def _bench(args) -> int:
 
     steps = bench.STEPS if args.steps is None else args.steps
     rounds = bench.ROUNDS if args.rounds is None else args.rounds
-    bench.run_cli(args.config, args.overrides, steps, rounds, args.json)
+    bench.run_cli(args.config, args.overrides, steps, rounds, args.json, args.first_step_rounds)
     return 0
 
 

@@ -205,7 +205,10 @@ def to_dict(config: Config) -> dict[str, Any]:
     return data
 
 
-_LATER_DEFAULTS = {"mesh": None, "sharding_rules": [], "logical_axis_rules": [], "test_ckpt": "best", "ema": None}
+_LATER_DEFAULTS = {
+    "mesh": None, "sharding_rules": [], "logical_axis_rules": [], "test_ckpt": "best", "ema": None,
+    "precision": "fp32", "remat": False, "remat_policy": "nothing_saveable", "remat_segments": None,
+}
 """Trainer fields added after format 2's first release, left out of the dump at their default."""
 
 

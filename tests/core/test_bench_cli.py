@@ -17,7 +17,8 @@ TINY = {
 def test_quick_bench_writes_every_variant(tmp_path, capsys):
     config, out = tmp_path / "tiny.yaml", tmp_path / "bench.json"
     config.write_text(yaml.safe_dump(TINY))
-    assert cli.main(["bench", str(config), "--steps", "4", "--rounds", "1", "--json", str(out)]) == 0
+    argv = ["bench", str(config), "--steps", "4", "--rounds", "1", "--first-step-rounds", "0", "--json", str(out)]
+    assert cli.main(argv) == 0
     results = json.loads(out.read_text())
     assert set(results) == set(bench.VARIANTS) | {"machine"}
     assert all(results[v] > 0 for v in bench.VARIANTS)
@@ -32,3 +33,12 @@ def test_bench_refuses_a_non_classification_config(tmp_path, capsys):
     config.write_text(yaml.safe_dump(regression))
     assert cli.main(["bench", str(config), "--steps", "4"]) == 2
     assert "ImgClassifierTrainer" in capsys.readouterr().err
+
+
+def test_first_step_is_timed_from_a_fresh_process(tmp_path):
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump(TINY))
+    seconds = bench.process_first_step(str(config), ("trainer.logger.log_steps_every=1",), "trainer_nnx")
+    assert 0 < seconds < 120
+    results = {v: 1.0 for v in bench.VARIANTS} | {"first_epoch_s": {}, "process_first_step_s": {"trainer_nnx": seconds}}
+    assert "start→1st step s" in bench.format_table(results, "tiny")

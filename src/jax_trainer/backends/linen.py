@@ -7,6 +7,7 @@ and ``mutable=`` from the TrainState.
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable
 
 import jax
@@ -15,8 +16,16 @@ from flax import linen as nn
 from flax import serialization, struct
 
 import jax_trainer.zoo.linen  # noqa: F401  (registers the zoo's linen models under BaseModelLinen)
-from jax_trainer.backends.base import MODEL, OPTIMIZER, Backend, check_loss_output, instantiate_model
+from jax_trainer.backends.base import (
+    MODEL,
+    OPTIMIZER,
+    RUN_ONCE_OPTIONS,
+    Backend,
+    check_loss_output,
+    instantiate_model,
+)
 from jax_trainer.optimizer.paths import param_path
+from jax_trainer.precision import cast_like
 from jax_trainer.zoo.base import BaseModelLinen
 
 
@@ -48,6 +57,24 @@ def _is_linen_loss_output(out) -> bool:
     return isinstance(out, tuple) and len(out) == 2 and isinstance(out[1], tuple) and len(out[1]) == 2
 
 
+def _init(model, init_rng, dropout_rng, x):
+    return model.init({"params": init_rng, "dropout": dropout_rng}, x, train=False)
+
+
+# The model is a static argument, so a second trainer of the same model and input shapes in this process (tests, a
+# benchmark's rounds, tune trials) reuses the compiled init; a model with unhashable fields compiles its own.
+_INIT = jax.jit(_init, static_argnums=0, compiler_options=RUN_ONCE_OPTIONS)
+
+
+def _init_variables(model, init_rng, dropout_rng, x):
+    """``model.init`` in eval mode, compiled (once per model and input shapes) without backend optimizations."""
+    try:
+        hash(model)
+    except TypeError:
+        return jax.jit(functools.partial(_init, model), compiler_options=RUN_ONCE_OPTIONS)(init_rng, dropout_rng, x)
+    return _INIT(model, init_rng, dropout_rng, x)
+
+
 class LinenBackend(Backend):
     """Models registered under ``BaseModelLinen``; the user hook is ``loss_function_linen``."""
 
@@ -57,9 +84,7 @@ class LinenBackend(Backend):
     def init_model(self, model_config, exmp_input, seed: int) -> TrainState:
         model = instantiate_model(model_config, self.model_interface, self.name)
         init_rng, dropout_rng, state_rng = jax.random.split(jax.random.PRNGKey(seed), 3)
-        variables = jax.jit(lambda x: model.init({"params": init_rng, "dropout": dropout_rng}, x, train=False))(
-            exmp_input
-        )
+        variables = _init_variables(model, init_rng, dropout_rng, exmp_input)
         self._annotations = _annotations(variables)
         variables = dict(nn.meta.unbox(variables))  # the steps and the optimizer see plain arrays
         params = variables.pop("params")
@@ -81,10 +106,13 @@ class LinenBackend(Backend):
     def train_step(self, state: TrainState, batch, **loss_kwargs):
         rng, step_rng = jax.random.split(state.rng)
 
-        def loss_fn(params):
-            return self._loss(params, state, batch, step_rng, True, loss_kwargs)
+        def loss_fn(params, mutable_variables, batch):
+            return self._loss(params, state.replace(mutable_variables=mutable_variables), batch, step_rng, True, loss_kwargs)
 
-        (loss, (mutables, metrics)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+        grad_fn = jax.value_and_grad(self.precision.wrap(loss_fn), has_aux=True)
+        (loss, (mutables, metrics)), grads = grad_fn(state.params, state.mutable_variables, batch)
+        if mutables:  # computed in the loss's dtype, stored in the state's
+            mutables = cast_like(mutables, {name: state.mutable_variables[name] for name in mutables})
         updates, opt_state = state.tx.update(grads, state.opt_state, state.params)
         new_state = state.replace(
             step=state.step + 1,
@@ -96,7 +124,13 @@ class LinenBackend(Backend):
         return new_state, loss, metrics, grads
 
     def eval_step(self, model_state: TrainState, batch, **loss_kwargs):
-        loss, (_, metrics) = self._loss(model_state.params, model_state, batch, model_state.rng, False, loss_kwargs)
+        def loss_fn(params, mutable_variables, batch):
+            state = model_state.replace(mutable_variables=mutable_variables)
+            return self._loss(params, state, batch, model_state.rng, False, loss_kwargs)
+
+        loss, (_, metrics) = self.precision.wrap(loss_fn, differentiated=False)(
+            model_state.params, model_state.mutable_variables, batch
+        )
         return loss, metrics
 
     def _loss(self, params, state, batch, rng, train: bool, loss_kwargs: dict):

@@ -20,6 +20,7 @@ from flax import nnx
 
 import jax_trainer.zoo.nnx  # noqa: F401  (registers the zoo's nnx models under BaseModelNNX)
 from jax_trainer.backends.base import MODEL, OPTIMIZER, Backend, check_loss_output, instantiate_model
+from jax_trainer.precision import cast_like
 from jax_trainer.zoo.base import BaseModelNNX
 
 _HINT = "; a linen model can run under nnx through the bridge (see jax_trainer.migrate)"
@@ -80,16 +81,26 @@ class NNXBackend(Backend):
 
     def train_step(self, state: nnx.State, batch, **loss_kwargs):
         model, optimizer = nnx.merge(self._train_graphdef, state)
+        graphdef, params, rest = nnx.split(model, nnx.Param, ...)
 
-        def loss_fn(model):
-            return self._loss(model, batch, True, loss_kwargs)
+        def loss_fn(params, rest, batch):  # pure, so that the precision and remat wrappers see pytrees
+            model = nnx.merge(graphdef, params, rest, copy=True)  # new Variables, of this trace level
+            loss, metrics = self._loss(model, batch, True, loss_kwargs)
+            return loss, (nnx.state(model, nnx.Not(nnx.Param)), metrics)
 
-        (loss, metrics), grads = nnx.value_and_grad(loss_fn, has_aux=True)(model)
+        grad_fn = jax.value_and_grad(self.precision.wrap(loss_fn), has_aux=True)
+        (loss, (new_rest, metrics)), grads = grad_fn(params, rest, batch)
+        nnx.update(model, cast_like(new_rest, rest))  # batch statistics, rng counts: back in the state's dtypes
         optimizer.update(model, grads)
         return nnx.state((model, optimizer)), loss, metrics, grads
 
     def eval_step(self, model_state: nnx.State, batch, **loss_kwargs):
-        return self._loss(nnx.merge(self._model_eval_graphdef, model_state), batch, False, loss_kwargs)
+        graphdef = self._model_eval_graphdef
+
+        def loss_fn(model_state, batch):
+            return self._loss(nnx.merge(graphdef, model_state), batch, False, loss_kwargs)
+
+        return self.precision.wrap(loss_fn, differentiated=False)(model_state, batch)
 
     def _loss(self, model, batch, train: bool, loss_kwargs: dict):
         out = self.hooks.loss_function(model, batch, train=train, **loss_kwargs)

@@ -16,6 +16,7 @@ import collections
 import contextlib
 import dataclasses
 import json
+import logging
 import math
 import os
 import platform
@@ -27,6 +28,7 @@ from typing import Any
 
 import jax
 
+from jax_trainer.bench.first_step import process_first_step, process_first_steps
 from jax_trainer.bench.loops import RawLoop, TrainerLoop
 from jax_trainer.config import Config, ConfigError, load_config, parse
 from jax_trainer.cpu_threads import cpu_thread_limit
@@ -66,13 +68,15 @@ def bench_config(path: str | None = None, overrides: tuple[str, ...] = ()) -> Co
 
 def make_loop(config: Config, variant: str, total_epochs: int):
     """The loop of ``variant``, built and ready to run ``total_epochs`` epochs: ``raw_<mode>`` or
-    ``trainer_<mode>`` with optional ``_dispatch<K>`` and ``_ckpt-async``/``_ckpt-sync`` (see ``TrainerLoop``)."""
+    ``trainer_<mode>`` with optional ``_dispatch<K>``, ``_ckpt-async``/``_ckpt-sync`` (see ``TrainerLoop``) and
+    ``_bf16-mixed``/``_bf16-true`` (``trainer.precision``)."""
     kind, mode, *options = variant.split("_")
     dispatch = next((int(o.removeprefix("dispatch")) for o in options if o.startswith("dispatch")), 1)
     if kind == "raw":
         return RawLoop(config, mode, total_epochs * steps_per_epoch(config), dispatch)
     checkpoint = next((o.removeprefix("ckpt-") for o in options if o.startswith("ckpt-")), None)
-    return TrainerLoop(config, mode, dispatch, total_epochs, checkpoint)
+    precision = next((o for o in options if o.startswith("bf16-")), config.trainer.precision)
+    return TrainerLoop(config, mode, dispatch, total_epochs, checkpoint, precision)
 
 
 def checkpoint_cost(config: Config, mode: str = "linen", steps: int = 500, rounds: int = 3) -> dict[str, float]:
@@ -98,7 +102,10 @@ def compare(
     rates: dict[str, list[float]] = {v: [] for v in variants}
     first: dict[str, float] = {}
     with open(os.devnull, "w", encoding="utf-8") as sink, contextlib.redirect_stderr(sink if quiet else sys.stderr):
-        try:  # (the trainers' progress bars draw to stderr)
+        try:  # (the trainers' progress bars draw to stderr; their log lines go to the console's handler)
+            if quiet:  # the console's handlers only: the trainers still write their train.log as configured
+                for handler in logging.getLogger().handlers:
+                    handler.addFilter(_drop_trainer_info)
             for variant in variants:
                 start = time.perf_counter()
                 loops[variant] = make_loop(config, variant, total_epochs)
@@ -111,6 +118,8 @@ def compare(
         finally:
             for loop in loops.values():
                 loop.close()
+            for handler in logging.getLogger().handlers:
+                handler.removeFilter(_drop_trainer_info)
     results: dict[str, Any] = {v: statistics.median(r) for v, r in rates.items()}
     if REFERENCE in rates:
         results["ratios"] = {v: statistics.median(a / b for a, b in zip(r, rates[REFERENCE])) for v, r in rates.items()}
@@ -121,6 +130,11 @@ def compare(
     }
     results["first_epoch_s"] = first
     return results
+
+
+def _drop_trainer_info(record: logging.LogRecord) -> bool:
+    """Console filter while the bench runs: the trainers' per-epoch INFO lines would bury the table."""
+    return not (record.name.startswith("jax_trainer") and record.levelno <= logging.INFO)
 
 
 def hand_written(variant: str) -> str:
@@ -149,8 +163,9 @@ def count_compilations():
         jax.monitoring.unregister_event_duration_listener(listener)
 
 
-def time_to_first_step(config: Config, variant: str) -> float:
-    """Seconds from nothing built to the first finished step (model init, compile, one step)."""
+def time_to_first_step(config: Config, variant: str, done=None) -> float:
+    """Seconds from nothing built to the first finished step (model init, compile, one step); ``done()`` is called
+    then, before the loop is torn down."""
     config = dataclasses.replace(config, trainer=dataclasses.replace(config.trainer, max_steps=1))
     start = time.perf_counter()
     loop = make_loop(config, variant, total_epochs=1)
@@ -160,9 +175,12 @@ def time_to_first_step(config: Config, variant: str) -> float:
             jax.block_until_ready(loop.state)
         else:
             loop.run_epochs(1)
+        seconds = time.perf_counter() - start
+        if done is not None:
+            done()
     finally:
         loop.close()
-    return time.perf_counter() - start
+    return seconds
 
 
 def machine_info() -> dict[str, Any]:
@@ -195,15 +213,22 @@ def peak_host_memory_mib() -> float:
 
 def format_table(results: dict[str, Any], describe: str) -> str:
     ratios, own = results.get("ratios", {}), results.get("vs_hand_written", {})
+    first = results.get("process_first_step_s", {})
     header = f"{'variant':<28}{'steps/s':>10}{'× ' + REFERENCE:>14}{'× hand-written':>16}{'warm-up epoch s':>18}"
+    header += f"{'start→1st step s':>18}" if first else ""
     lines = [describe, header]
     for variant in VARIANTS:
         if variant in results:
             ratio = f"{ratios[variant]:.2f}" if variant in ratios else "-"
             versus = f"{own[variant]:.2f}" if variant in own else "-"
             warm = results["first_epoch_s"].get(variant, float("nan"))
-            lines.append(f"{variant:<28}{results[variant]:>10.0f}{ratio:>14}{versus:>16}{warm:>18.2f}")
+            line = f"{variant:<28}{results[variant]:>10.0f}{ratio:>14}{versus:>16}{warm:>18.2f}"
+            if first:
+                line += f"{first[variant]:>18.2f}" if variant in first else f"{'-':>18}"
+            lines.append(line)
     lines.append("× hand-written: against raw_linen with the same steps per dispatch")
+    if first:
+        lines.append("start→1st step: a fresh process from its start to its first finished step (imports, data, init, compile)")
     return "\n".join(lines)
 
 
@@ -216,13 +241,25 @@ def describe(config: Config, steps: int, rounds: int) -> str:
 
 
 def run_cli(
-    config_path: str | None, overrides=(), steps: int = STEPS, rounds: int = ROUNDS, json_path: str | None = None
+    config_path: str | None,
+    overrides=(),
+    steps: int = STEPS,
+    rounds: int = ROUNDS,
+    json_path: str | None = None,
+    first_step_rounds: int = 1,
 ) -> dict[str, Any]:
-    """``jax-trainer bench``: print the table; ``json_path`` also gets steps/s per variant and the machine."""
-    if steps < 1 or rounds < 1:
-        raise ValueError(f"bench: --steps and --rounds must be >= 1, got {steps} and {rounds}.")
+    """``jax-trainer bench``: print the table; ``json_path`` also gets steps/s per variant and the machine.
+    ``first_step_rounds`` fresh processes per variant measure process start to first step (0: not measured)."""
+    if steps < 1 or rounds < 1 or first_step_rounds < 0:
+        raise ValueError(
+            f"bench: --steps and --rounds must be >= 1 and --first-step-rounds >= 0, got {steps}, {rounds} and "
+            f"{first_step_rounds}."
+        )
     config = bench_config(config_path, tuple(overrides))
     results = compare(config, steps=steps, rounds=rounds)
+    if first_step_rounds:
+        first = process_first_steps(config_path, overrides, first_step_rounds, cpu_thread_limit())
+        results["process_first_step_s"] = first
     info = machine_info()
     print(format_table(results, describe(config, steps, rounds)))
     print(
@@ -232,6 +269,8 @@ def run_cli(
     )
     if json_path:
         payload = {v: results[v] for v in VARIANTS if v in results}
+        if "process_first_step_s" in results:
+            payload["process_first_step_s"] = results["process_first_step_s"]
         payload["machine"] = info
         with open(json_path, "w", encoding="utf-8") as f:
             json.dump(payload, f, indent=2)

@@ -117,15 +117,29 @@ class _WaitForSaves(Callback):
 class TrainerLoop:
     """``train_model`` on a thread, advanced a requested number of epochs at a time by a pacing callback.
 
-    ``checkpoint``: None, or "async"/"sync" to save a checkpoint (``ModelCheckpoint``, ``save_last``) every epoch.
+    ``checkpoint``: None, or "async"/"sync" to save a checkpoint (``ModelCheckpoint``, ``save_last``) every epoch;
+    ``precision``: ``trainer.precision``.
     """
 
-    def __init__(self, config: Config, mode: str, dispatch: int, total_epochs: int, checkpoint: str | None = None):
+    def __init__(
+        self,
+        config: Config,
+        mode: str,
+        dispatch: int,
+        total_epochs: int,
+        checkpoint: str | None = None,
+        precision: str = "fp32",
+    ):
         self._tmp = tempfile.TemporaryDirectory(prefix="jax_trainer_bench_")
         logger = dataclasses.replace(config.trainer.logger, log_dir=self._tmp.name)
         callbacks = {"ModelCheckpoint": ModelCheckpointConfig(save_last=True)} if checkpoint else {}
         trainer_config = dataclasses.replace(
-            config.trainer, model_mode=mode, steps_per_dispatch=dispatch, callbacks=callbacks, logger=logger
+            config.trainer,
+            model_mode=mode,
+            steps_per_dispatch=dispatch,
+            callbacks=callbacks,
+            logger=logger,
+            precision=precision,
         )
         loader = config.dataset.instantiate(DatasetInterface).build().train
         exmp = next(iter(loader))

@@ -1,10 +1,12 @@
 """Small datasets bundled with scikit-learn: usable offline, fast enough for tests and demos."""
 
+import gzip
+import importlib.util
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from compoconf import register
-from sklearn.datasets import load_diabetes, load_digits
 
 from jax_trainer.datasets.batch import SupervisedBatch
 from jax_trainer.datasets.in_memory import InMemoryDataset
@@ -47,11 +49,11 @@ class DigitsDataset(_HoldoutDataset):
     config: DigitsConfig
 
     def load_splits(self):
-        digits = load_digits()
-        images = digits.images.astype(np.float32)
+        images, target = _digits_arrays()
+        images = images.astype(np.float32)
         if self.config.normalize:
             images = images / 16.0
-        return self._three_way(SupervisedBatch(images, digits.target.astype(np.int32)))
+        return self._three_way(SupervisedBatch(images, target.astype(np.int32)))
 
 
 @dataclass
@@ -74,6 +76,8 @@ class DiabetesDataset(_HoldoutDataset):
         return float(target.mean()), float(target.std())
 
     def _raw_splits(self):
+        from sklearn.datasets import load_diabetes  # pylint: disable=import-outside-toplevel  (seconds to import)
+
         x, y = load_diabetes(return_X_y=True, scaled=False)
         return self._three_way(SupervisedBatch(x.astype(np.float32), y.astype(np.float32)))
 
@@ -90,3 +94,19 @@ class DiabetesDataset(_HoldoutDataset):
             return SupervisedBatch((split.input - x_mean) / x_std, (split.target - y_mean) / y_std)
 
         return standardise(train), standardise(val), standardise(test)
+
+
+def _digits_arrays() -> tuple[np.ndarray, np.ndarray]:
+    """The digits images (N, 8, 8) and targets, the arrays of ``sklearn.datasets.load_digits``. Importing scikit-learn
+    takes seconds (most of a process's time to its first step), so its bundled CSV is read directly where it is
+    (``sklearn/datasets/data/digits.csv.gz``, found without importing the package); ``load_digits`` otherwise."""
+    spec = importlib.util.find_spec("sklearn")
+    path = Path(spec.origin).parent / "datasets" / "data" / "digits.csv.gz" if spec and spec.origin else None
+    if path is None or not path.is_file():
+        from sklearn.datasets import load_digits  # pylint: disable=import-outside-toplevel
+
+        digits = load_digits()
+        return digits.images, digits.target
+    with gzip.open(path, "rt", encoding="utf-8") as f:
+        data = np.loadtxt(f, delimiter=",")
+    return data[:, :-1].reshape(-1, 8, 8), data[:, -1].astype(int)

@@ -13,7 +13,9 @@ from jax_trainer.logger.config import LoggerConfig
 from jax_trainer.parallel.mesh import check_axes
 from jax_trainer.parallel.rules import parse_logical_rules, parse_rules
 from jax_trainer.parallel.runtime import DistributedConfig
+from jax_trainer.precision import check_precision
 from jax_trainer.registration import claim_config
+from jax_trainer.remat import check_remat
 from jax_trainer.trainer.ema import EMAConfig
 from jax_trainer.trainer.final_test import check_test_ckpt
 from jax_trainer.value_checks import check_seed
@@ -54,6 +56,10 @@ class TrainerConfig(ConfigInterface):
     logical_axis_rules: list[Any] = field(default_factory=list)  # [[logical name, mesh axis | null], ...]
     distributed: Optional[DistributedConfig] = None  # jax.distributed.initialize arguments; {}: detect the cluster
     ema: Optional[EMAConfig] = None  # EMA of the weights (trainer/ema.py); null: off, nothing added to the step
+    precision: str = "fp32"  # fp32 | bf16-mixed | bf16-true (precision.py)
+    remat: bool = False  # recompute the loss's activations in the backward pass (remat.py)
+    remat_policy: str = "nothing_saveable"  # a policy of jax.checkpoint_policies
+    remat_segments: Optional[int] = None  # null: one rematerialized segment per matmul or convolution
 
     def __post_init__(self):
         for name in ("train_epochs", "check_val_every_n_epoch", "accumulate_grad_batches", "steps_per_dispatch"):
@@ -68,3 +74,5 @@ class TrainerConfig(ConfigInterface):
         parse_logical_rules(self.logical_axis_rules)
         check_test_ckpt(self.test_ckpt)
         check_policy_names(self.value_policies)
+        check_precision(self.precision)
+        check_remat(self.remat_policy, self.remat_segments)

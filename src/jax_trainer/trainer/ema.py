@@ -97,8 +97,8 @@ def _ema_class(backend_cls: type[Backend]) -> type[Backend]:
 class EMABackendMixin(Backend):
     """A backend whose train and model states carry the EMA of the parameters (placed before the backend class)."""
 
-    def __init__(self, hooks=None):
-        super().__init__(hooks)
+    def __init__(self, hooks=None, precision=None):
+        super().__init__(hooks, precision)
         self.ema_config: EMAConfig = hooks.config.ema
 
     # Every method takes a WithEMA or the backend's own plain state: the backend's methods call each other on its

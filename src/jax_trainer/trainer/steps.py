@@ -76,7 +76,7 @@ def train_values(backend, state, batch, learning_rate: Callable | None, log_grad
         values[keys.LEARNING_RATE] = learning_rate(backend.opt_state(new_state))
         specs[keys.LEARNING_RATE] = MetricSpec(mode=LogMetricMode.SINGLE)
     if log_grad_norm:
-        values[keys.GRAD_NORM] = optax.tree.norm(grads)
+        values[keys.GRAD_NORM] = optax.tree.norm(backend.precision.float32(grads))
         specs[keys.GRAD_NORM] = MetricSpec()
     return new_state, values, counts, grads, specs
 

@@ -36,6 +36,7 @@ from jax_trainer.trainer.epoch_report import EpochMetrics, fetch_epoch, write_ep
 from jax_trainer.trainer.eval_loaders import check_loaders, named_loaders
 from jax_trainer.trainer.final_test import check_test_ckpt, run_final_test
 from jax_trainer.trainer.interrupts import SignalFlag
+from jax_trainer.precision import StepPrecision
 from jax_trainer.trainer.predict import predict
 from jax_trainer.trainer.rebuild import rebuild_from_run
 from jax_trainer.trainer.run_config import python_run_config
@@ -66,9 +67,11 @@ class TrainerModule(TrainerInterface):
         self.model_config, self.optimizer_config, self.full_config = model_config, optimizer_config, full_config
         self.exmp_input = exmp_input
         self.placement = placement_of(config, mesh)
-        self.backend = with_ema(get_backend(config.model_mode), config.ema)(self)  # ema: trainer/ema.py
+        backend = with_ema(get_backend(config.model_mode), config.ema)  # ema: trainer/ema.py
+        self.backend = backend(self, StepPrecision.from_config(config))
         with self.placement.context():
             model_state = self.backend.init_model(model_config, self.batch_to_input(exmp_input), config.seed)
+        model_state = self.backend.precision.cast_model_state(model_state)
         self._model_state = self.placement.place(model_state, self.backend.partition_annotations())
         jit = (lambda fn, **_: fn) if config.debug else jax.jit
         self.runner = StepRunner(self.backend, jit, config.log_grad_norm, config.detect_nans, self.placement.mesh)
