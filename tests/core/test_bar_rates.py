@@ -32,7 +32,7 @@ class Terminal:
 
 
 def test_an_evaluations_bar_rate_is_its_wall_time(tmp_path, monkeypatch):
-    splits = digits_splits(batch_size=256)
+    splits = digits_splits(batch_size=64)
     trainer = classifier(
         "nnx", tmp_path, model=MLPClassifierConfig(hidden_dims=[1024, 1024, 1024]), splits=splits,
         enable_progress_bar=True,
@@ -50,5 +50,5 @@ def test_an_evaluations_bar_rate_is_its_wall_time(tmp_path, monkeypatch):
     assert len(bars) == 1 and f"{n_batches}/{n_batches}" in bars[0], bars
     rate = float(re.search(r"([\d.]+)it/s", bars[0]).group(1))
     # the bar's pass lies inside the test's clock: its rate can be no lower than n / seconds, and it must not be
-    # far higher (as a rate of dispatches would be)
-    assert n_batches / seconds * 0.95 <= rate <= n_batches / seconds * 1.5, (rate, n_batches / seconds)
+    # far higher (a rate of dispatches is tens of times higher; the margin absorbs the work outside the bar)
+    assert n_batches / seconds * 0.95 <= rate <= n_batches / seconds * 3, (rate, n_batches / seconds)
