@@ -1,6 +1,6 @@
 """Replicated vs fsdp-sharded train state on 8 forced CPU devices (one process): bytes of the train state on the
 fullest device, and steps/s of the zoo MLP (2 x 512 hidden) on digits, batch 64. A record, not a bar: on CPU the
-8 "devices" share the same cores, so fsdp's all-gathers cost time that real accelerators overlap."""
+8 "devices" share the same cores, so their steps/s say little about accelerators."""
 
 import json
 import os
