@@ -48,3 +48,18 @@ def _stacked(run: list) -> tuple[int, Any]:
 
 def _shapes(batch) -> list:
     return [np.shape(leaf) for leaf in jax.tree.leaves(batch)]
+
+
+def loader_length(loader) -> int | None:
+    """``len(loader)``, None for a loader without a length (a stream)."""
+    try:
+        return len(loader)
+    except TypeError:
+        return None
+
+
+def resumed_carry(resume, fresh):
+    """The carry of a checkpoint taken inside an epoch (an ``EpochPosition``), restored into the ``fresh`` carry's
+    structure; its throughput window restarts (it is this process's)."""
+    carry = resume.restore_carry(fresh)
+    return carry._replace(metrics=carry.metrics._replace(samples=jax.numpy.zeros_like(fresh.metrics.samples)))

@@ -210,3 +210,14 @@ def first_nonfinite(carry: Carry) -> tuple[str, int] | None:
         return None
     step, key = min(bad)
     return key, step
+
+
+def raise_if_nonfinite(carry: Carry, epoch_idx: int, before_raise=None) -> None:
+    """With ``detect_nans``: a NonFiniteError naming the first metric that became non-finite and its step
+    (``before_raise`` first, e.g. to flush the logs)."""
+    found = first_nonfinite(carry)
+    if found is not None:
+        key, step = found
+        if before_raise is not None:
+            before_raise()
+        raise NonFiniteError(f"detect_nans: metric '{key}' became non-finite at step {step + 1} (epoch {epoch_idx}).")

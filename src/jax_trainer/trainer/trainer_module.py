@@ -41,7 +41,7 @@ from jax_trainer.trainer.predict import predict
 from jax_trainer.trainer.rebuild import rebuild_from_run
 from jax_trainer.trainer.run_config import python_run_config
 from jax_trainer.trainer.runner import StepRunner
-from jax_trainer.trainer.runs import epoch_runs
+from jax_trainer.trainer.runs import epoch_runs, loader_length, resumed_carry
 from jax_trainer.trainer.step_log import StepLog
 from jax_trainer.trainer.summary import model_summary
 
@@ -172,7 +172,7 @@ class TrainerModule(TrainerInterface):
         num_epochs = num_epochs or self.config.train_epochs
         check_loaders("train_model", val_loader=val_loader, test_loader=test_loader)
         test_ckpt = check_test_ckpt(test_ckpt or self.config.test_ckpt, "test_ckpt")
-        self.init_optimizer(num_epochs, _len_or_none(train_loader))
+        self.init_optimizer(num_epochs, loader_length(train_loader))
         LOGGER.info("%s", model_summary(self))
         start_epoch = self.restore_checkpoint(ckpt_path) if ckpt_path is not None else 1
         all_metrics: dict = {}
@@ -217,8 +217,8 @@ class TrainerModule(TrainerInterface):
         self.runner.compile_train(first, lr, self.callbacks, inputs)
         carry, concats = self.runner.start_epoch(self.global_step, epoch_idx, inputs), []
         if resume:
-            carry, concats = self.placement.replicate(_resumed(resume, carry)), list(resume.concats)
-        bar = self._epoch_bar.start(_len_or_none(loader), f"Epoch {epoch_idx}")
+            carry, concats = self.placement.replicate(resumed_carry(resume, carry)), list(resume.concats)
+        bar = self._epoch_bar.start(loader_length(loader), f"Epoch {epoch_idx}")
         check = self._nonfinite_check(epoch_idx)
         step_log = StepLog(self.runner, self.logger, self.derive_metrics, check, self.global_step, bar)
         step_callbacks = [cb for cb in self.callbacks if cb.wants_step_end]
@@ -270,7 +270,7 @@ class TrainerModule(TrainerInterface):
         """One loader's metrics (keyed with its ``name``: ``keys.loader_key``), written to its own epoch file."""
         carry, concats = None, []
         title = " ".join(filter(None, [mode.capitalize(), name, str(epoch_idx)]))
-        bar = ProgressBar(_len_or_none(loader), title, self.config.enable_progress_bar)
+        bar = ProgressBar(loader_length(loader), title, self.config.enable_progress_bar)
         for _, batch in self.placement.prefetch((1, batch) for batch in loader):
             if carry is None:
                 weights = self.model_state if model_state is None else model_state
@@ -369,13 +369,7 @@ class TrainerModule(TrainerInterface):
         return functools.partial(self._check_nonfinite, epoch_idx=epoch_idx) if self.config.detect_nans else None
 
     def _check_nonfinite(self, carry: S.Carry, epoch_idx: int) -> None:
-        """With ``detect_nans``: raise naming the first metric that became non-finite and its step."""
-        found = S.first_nonfinite(carry)
-        if found is not None:
-            key, step = found
-            self.logger.flush()
-            message = f"detect_nans: metric '{key}' became non-finite at step {step + 1} (epoch {epoch_idx})."
-            raise S.NonFiniteError(message)
+        S.raise_if_nonfinite(carry, epoch_idx, before_raise=self.logger.flush)  # with detect_nans
 
     def _max_steps_reached(self) -> bool:
         return self.config.max_steps is not None and self.global_step >= self.config.max_steps
@@ -401,15 +395,3 @@ class TrainerModule(TrainerInterface):
         for err in errors:
             LOGGER.error("While stopping the %s run: %s: %s", status, type(err).__name__, err)
 
-
-def _resumed(resume: EpochPosition, fresh: S.Carry) -> S.Carry:
-    """The carry of a checkpoint taken inside an epoch; its throughput window restarts (it is this process's)."""
-    carry = resume.restore_carry(fresh)
-    return carry._replace(metrics=carry.metrics._replace(samples=jax.numpy.zeros_like(fresh.metrics.samples)))
-
-
-def _len_or_none(loader) -> int | None:
-    try:
-        return len(loader)
-    except TypeError:
-        return None
