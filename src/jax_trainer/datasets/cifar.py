@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 from compoconf import register
 
-from jax_trainer.datasets.batch import SupervisedBatch
+from jax_trainer.datasets.batch import SupervisedBatch, unit_pixels
 from jax_trainer.datasets.files import DataError, find_file
 from jax_trainer.datasets.in_memory import InMemoryDataset
 from jax_trainer.datasets.interfaces import DatasetConfig
@@ -72,12 +72,8 @@ class CIFAR10Dataset(InMemoryDataset):
 
     def transform(self, batch: SupervisedBatch) -> SupervisedBatch:
         """Stored pixels -> float32 in [0, 1], then standardised per channel with ``normalize``."""
-        images = batch.input.astype(np.float32)
-        images /= 255.0  # in place: the same float32 operations as (x / 255 - mean) / std, without temporaries
-        if self.config.normalize:
-            images -= CIFAR10_MEAN
-            images /= CIFAR10_STD
-        return SupervisedBatch(images, batch.target)
+        scale = (CIFAR10_MEAN, CIFAR10_STD) if self.config.normalize else ()
+        return SupervisedBatch(unit_pixels(batch.input, *scale), batch.target)
 
     def load_splits(self):
         cfg = self.config

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 from compoconf import register
 
-from jax_trainer.datasets.batch import SupervisedBatch
+from jax_trainer.datasets.batch import SupervisedBatch, unit_pixels
 from jax_trainer.datasets.files import DataError, find_file
 from jax_trainer.datasets.in_memory import InMemoryDataset
 from jax_trainer.datasets.interfaces import DatasetConfig
@@ -98,12 +98,8 @@ class MNISTDataset(InMemoryDataset):
 
     def transform(self, batch: SupervisedBatch) -> SupervisedBatch:
         """Stored pixels -> float32 in [0, 1], then (x - mean) / std with ``normalize``."""
-        images = batch.input.astype(np.float32)
-        images /= 255.0  # in place: the same float32 operations as (x / 255 - mean) / std, without temporaries
-        if self.config.normalize:
-            images -= MNIST_MEAN
-            images /= MNIST_STD
-        return SupervisedBatch(images, batch.target)
+        scale = (MNIST_MEAN, MNIST_STD) if self.config.normalize else ()
+        return SupervisedBatch(unit_pixels(batch.input, *scale), batch.target)
 
     def load_splits(self):
         cfg = self.config

@@ -23,7 +23,7 @@ from typing import Optional
 import numpy as np
 from compoconf import register
 
-from jax_trainer.datasets.batch import SupervisedBatch
+from jax_trainer.datasets.batch import SupervisedBatch, unit_pixels
 from jax_trainer.datasets.files import DataError, DataFileNotFoundError
 from jax_trainer.datasets.in_memory import InMemoryDataset
 from jax_trainer.datasets.interfaces import DatasetConfig
@@ -139,8 +139,7 @@ class NpyShardsDataset(InMemoryDataset):
         """uint8 inputs -> float32 in [0, 1] with ``normalize``; then ``(x - mean) / std`` when given."""
         x, mean, std = batch.input, *self._scale
         if self.config.normalize and x.dtype == np.uint8:
-            x = x.astype(np.float32)
-            x /= 255.0  # in place: the same float32 operations as (x / 255 - mean) / std, without temporaries
+            return SupervisedBatch(unit_pixels(x, mean, std), batch.target)
         if mean is not None:
             x = x.astype(np.float32, copy=x is batch.input)  # never write into the gathered rows' owner
             x -= mean
