@@ -15,16 +15,13 @@ import numpy as np
 
 from jax_trainer.checkpoint.errors import DamagedCheckpointError
 from jax_trainer.checkpoint.trees import Key, flatten, name
+from jax_trainer.parallel.placement import held_whole
 
 
 def checksums(tree) -> dict[str, str]:
     """``{"model/params/l1/kernel": "crc32:1a2b3c4d", ...}`` of every array in ``tree`` that this process holds
     whole (all of them in a single-process run; an array sharded over processes is left to orbax's own checks)."""
-    return {name(key): _crc(leaf) for key, leaf in flatten(tree).items() if _whole_here(leaf)}
-
-
-def _whole_here(leaf) -> bool:
-    return getattr(leaf, "is_fully_addressable", True) or getattr(leaf, "is_fully_replicated", False)
+    return {name(key): _crc(leaf) for key, leaf in flatten(tree).items() if held_whole(leaf)}
 
 
 def verify(path: Path, item: str, restored: dict[Key, Any], expected: dict[str, str] | None) -> None:
@@ -42,7 +39,7 @@ def verify(path: Path, item: str, restored: dict[Key, Any], expected: dict[str, 
             f"({item}/_METADATA) may be missing or damaged."
         )
     for key, value in restored.items():
-        if name(key) in expected and _whole_here(value) and _crc(value) != expected[name(key)]:
+        if name(key) in expected and held_whole(value) and _crc(value) != expected[name(key)]:
             raise DamagedCheckpointError(
                 f"Checkpoint {path} is damaged: entry '{name(key)}' of '{item}' differs from what was saved "
                 "(checksum mismatch)."

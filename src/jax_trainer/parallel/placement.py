@@ -35,6 +35,9 @@ class Placement:
         self.processes = jax.process_count()
         self._host_is_device = mesh is None and jax.default_backend() == "cpu"
         self._axes = batch_axes(mesh) if mesh is not None else ()
+        if mesh is not None:  # the layouts a batch can take, made once (put_batch runs every step)
+            self._replicated = NamedSharding(mesh, PartitionSpec())
+            self._split = {axis: NamedSharding(mesh, PartitionSpec(*([None] * axis), self._axes)) for axis in (0, 1)}
 
     @property
     def num_shards(self) -> int:
@@ -71,8 +74,7 @@ class Placement:
         """``tree`` whole on every device of the mesh (a restored loop carry); as it is without a mesh."""
         if self.mesh is None:
             return tree
-        replicated = NamedSharding(self.mesh, PartitionSpec())
-        return jax.tree.map(lambda x: _put(x, replicated), tree)
+        return jax.tree.map(lambda x: _put(x, self._replicated), tree)
 
     # ----------------------------------------------------------------- batches
     def prefetch(self, runs: Iterable[tuple[int, Any]]) -> Iterable[tuple[int, Any]]:
@@ -91,8 +93,7 @@ class Placement:
             return _to_default_device(batch)
         whole = self.processes == 1 or getattr(batch, "whole", False)
         axis = 1 if stacked else 0
-        split = NamedSharding(self.mesh, PartitionSpec(*([None] * axis), self._axes))
-        replicated = NamedSharding(self.mesh, PartitionSpec())
+        split, replicated = self._split[axis], self._replicated
 
         def put(x):
             x = np.asarray(x)
@@ -138,18 +139,19 @@ def _put(x, sharding: NamedSharding):
 def tree_to_host(tree: Any) -> Any:
     """:func:`to_host` of every leaf: one ``jax.device_get`` of the tree (batched transfers) unless some leaf is
     spread over other processes' devices."""
-    if all(_here(leaf) for leaf in jax.tree.leaves(tree)):
+    if all(held_whole(leaf) for leaf in jax.tree.leaves(tree)):
         return jax.device_get(tree)
     return jax.tree.map(to_host, tree)
 
 
-def _here(x) -> bool:
+def held_whole(x) -> bool:
+    """Whether this process holds all of ``x`` (a host value, an array on its own devices, or a replicated one)."""
     return not isinstance(x, jax.Array) or x.is_fully_addressable or x.is_fully_replicated
 
 
 def to_host(x) -> np.ndarray:
     """A numpy copy of a (possibly multi-process) array: all of it, gathered where this process lacks shards."""
-    if not _here(x):
+    if not held_whole(x):
         from jax.experimental import multihost_utils  # pylint: disable=import-outside-toplevel
 
         return np.asarray(multihost_utils.process_allgather(x, tiled=True))
