@@ -40,9 +40,7 @@ dataset: {class_name: DigitsDataset, global_batch_size: 32, val_size: 0.4, test_
 
 
 MLP = "{class_name: MLPClassifier, hidden_dims: [32]}"
-# The zoo CNN without batch norm: with it, a conv bias right before BN has a zero gradient up to rounding, which
-# Adam turns into lr-sized steps, so its value (and the running means) follow the all-reduce order of the devices.
-CNN = "{class_name: CNNClassifier, channels: [8, 16], batch_norm: false}"
+CNN = "{class_name: CNNClassifier, channels: [8, 16]}"  # the zoo CNN, with batch norm and dropout
 
 
 def _config(tmp_path: Path, seconds: float = 0.0, model: str = MLP) -> Path:
@@ -70,17 +68,19 @@ def _epoch_files(log_dir: Path) -> dict:
     }
 
 
-def _assert_same_run(ours: Path, reference: Path) -> None:
+def _assert_same_run(ours: Path, reference: Path, tolerance: float = 1e-5) -> None:
+    """Every epoch file's metrics and the last checkpoint's arrays equal to ``tolerance`` (0: bitwise)."""
     mine, theirs = _epoch_files(ours), _epoch_files(reference)
     assert mine.keys() == theirs.keys() and len(mine) >= 4
     for name in mine:
         assert mine[name].keys() == theirs[name].keys(), name
         for key in mine[name]:
-            np.testing.assert_allclose(mine[name][key], theirs[name][key], rtol=1e-5, atol=1e-5, err_msg=f"{name} {key}")
+            np.testing.assert_allclose(mine[name][key], theirs[name][key], rtol=tolerance, atol=tolerance,
+                                       err_msg=f"{name} {key}")
     a, b = restore_raw(resolve("last", ours), STATE), restore_raw(resolve("last", reference), STATE)
     assert a.keys() == b.keys()
     for key in a:
-        np.testing.assert_allclose(a[key], b[key], rtol=1e-5, atol=1e-5, err_msg=str(key))
+        np.testing.assert_allclose(a[key], b[key], rtol=tolerance, atol=tolerance, err_msg=str(key))
 
 
 def test_two_processes_train_as_one_process_with_eight_devices(mode, tmp_path):
@@ -103,12 +103,19 @@ def test_two_processes_train_as_one_process_with_eight_devices(mode, tmp_path):
     for key, value in flatten(loaded).items():
         np.testing.assert_array_equal(np.asarray(value), stored[("model", *key)], err_msg=str(key))
 
+    if mode == "linen":  # migrate converts the 2 x 4 fsdp run on this process's one device
+        from jax_trainer.migrate.convert import migrate_run  # pylint: disable=import-outside-toplevel
 
-def test_both_processes_killed_resume_from_last_as_the_uninterrupted_run(tmp_path):
+        migration = migrate_run(tmp_path / "two", tmp_path / "migrated")
+        assert migration.parity["passed"], migration.parity
+        assert migration.optimizer_converted
+
+
+def test_both_processes_killed_resume_from_last_as_the_uninterrupted_run(mode, tmp_path):
     """SIGKILL both processes once a mid-epoch checkpoint is committed; ``--ckpt-path last`` in two new processes ends
-    where one uninterrupted 8-device process ends (linen, the zoo CNN; the backends' equality is the test above)."""
+    bitwise where two uninterrupted processes end (the zoo CNN, batch statistics and dropout included)."""
     run = tmp_path / "killed"
-    procs = multiprocess.start(_fit_args(_config(tmp_path, 0.05, CNN), "linen", run), tmp_path)
+    procs = multiprocess.start(_fit_args(_config(tmp_path, 0.05, CNN), mode, run), tmp_path)
     try:
         end = time.monotonic() + 240
         while not committed_steps(run / "checkpoints"):
@@ -118,7 +125,33 @@ def test_both_processes_killed_resume_from_last_as_the_uninterrupted_run(tmp_pat
     finally:
         multiprocess.stop(procs)  # SIGKILL, both
     assert committed_steps(run / "checkpoints")[-1] < 24  # killed inside the run (24 steps), not after it
-    resume = _fit_args(_config(tmp_path, model=CNN), "linen", run)
+    resume = _fit_args(_config(tmp_path, model=CNN), mode, run)
     multiprocess.run([*resume[:2], "--ckpt-path", "last", *resume[2:]], tmp_path)
-    _one_process(_fit_args(_config(tmp_path, model=CNN), "linen", tmp_path / "one"), tmp_path)
-    _assert_same_run(run, tmp_path / "one")
+    multiprocess.run(_fit_args(_config(tmp_path, model=CNN), mode, tmp_path / "uninterrupted"), tmp_path)
+    _assert_same_run(run, tmp_path / "uninterrupted", tolerance=0.0)
+
+
+def test_a_one_device_checkpoint_restores_onto_two_processes_with_fsdp_bitwise(mode, tmp_path):
+    """The way back: a run of one process on one device, restored by two processes of 4 devices with ``fsdp: 4``
+    (``load_from_checkpoint(mesh=)``): each array arrives split, and every shard equals the stored values bitwise."""
+    run = tmp_path / "single"
+    env = {**subprocess_env(tmp_path), "JAX_PLATFORMS": "cpu"}
+    single = _fit_args(_config(tmp_path), mode, run, "trainer.mesh={data: -1}", "trainer.train_epochs=1")
+    proc = subprocess.run([sys.executable, "-m", "jax_trainer", *single], env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    driver = str(Path(__file__).parents[1] / "restore_driver.py")
+    multiprocess.run([str(run), str(tmp_path), "data=2,fsdp=4"], tmp_path, program=(driver,))
+    stored = restore_raw(resolve("last", run), STATE)
+    seen, split = set(), 0
+    for index in range(2):
+        with np.load(tmp_path / f"shards_{index}.npz") as shards:
+            for name in shards.files:
+                path, where = name.split("@")
+                key = ("model", *path.split("/"))
+                region = tuple(slice(*map(int, bounds.split(":"))) for bounds in where.split(",") if bounds)
+                np.testing.assert_array_equal(shards[name], stored[key][region], err_msg=name)
+                seen.add(key)
+                split += shards[name].size < stored[key].size
+    assert seen == {key for key in stored if key[0] == "model"}
+    assert split, "no array was sharded over the fsdp axis"

@@ -2,6 +2,7 @@
 about 1/8 of the parameter and optimizer-state bytes and trains exactly as the replicated state does; a mesh or rule
 that cannot be laid out fails at build, naming the field and the parameter."""
 
+import json
 import os
 import subprocess
 import sys
@@ -67,3 +68,22 @@ def test_a_mesh_that_cannot_be_laid_out_fails_at_build_naming_the_field(tmp_path
 def test_a_malformed_mesh_fails_in_the_config(tmp_path, mesh, expected):
     with pytest.raises(ValueError, match=expected):
         classifier("nnx", tmp_path / "run", mesh=mesh)
+
+
+def test_the_sharded_state_is_made_where_it_lives(tmp_path, mode):
+    """With ``fsdp: 8`` the model and optimizer state are built sharded, never whole on one device and then spread:
+    the build succeeds while jax refuses every device-to-device copy, and every array is split 8 ways where one of
+    its dimensions allows it (a model too large for one device can be initialised)."""
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=8", "JAX_PLATFORMS": "cpu"}
+    driver = DRIVER.parent / "sharded_init_driver.py"
+    proc = subprocess.run([sys.executable, str(driver), mode, str(tmp_path / "run")], env=env, cwd=DRIVER.parent,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    shapes = json.loads(proc.stdout.strip().splitlines()[-1])
+    kernels = {path: shape for path, shape in shapes.items() if "kernel" in path}
+    assert len(kernels) == 9  # 3 kernels: parameters, Adam's mu and nu
+    for path, (whole, shard) in shapes.items():
+        if any(dim % 8 == 0 for dim in whole):
+            assert np.prod(shard) * 8 == np.prod(whole), (path, whole, shard)
+        else:
+            assert shard == whole, path

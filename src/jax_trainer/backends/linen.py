@@ -67,7 +67,10 @@ _INIT = jax.jit(_init, static_argnums=0, compiler_options=RUN_ONCE_OPTIONS)
 
 
 def _init_variables(model, init_rng, dropout_rng, x):
-    """``model.init`` in eval mode, compiled (once per model and input shapes) without backend optimizations."""
+    """``model.init`` in eval mode, compiled (once per model and input shapes) without backend optimizations; traced
+    as part of the caller's program when called inside one (the trainer's sharded build on a mesh)."""
+    if isinstance(init_rng, jax.core.Tracer):
+        return _init(model, init_rng, dropout_rng, x)
     try:
         hash(model)
     except TypeError:

@@ -15,12 +15,14 @@ pairs) ``regex: replacement``, applied in order with ``re.sub`` to every paramet
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+import jax
 import yaml
 from flax import nnx
 
@@ -31,9 +33,10 @@ from jax_trainer.checkpoint.rundir import EXAMPLE_FILE, load_example_batch, read
 from jax_trainer.checkpoint.run_state import check_format, config_hash, library_versions
 from jax_trainer.checkpoint.store import LOOP, STATE, CheckpointStore, checkpoint_dir, locate
 from jax_trainer.checkpoint.trees import flatten, from_storage, name, nest, subtree
-from jax_trainer.config import parse, read_yaml
+from jax_trainer.config import parse, read_yaml, to_dict
 from jax_trainer.errors import InputError
 from jax_trainer.migrate.parity import parity_report
+from jax_trainer.parallel.mesh import fitted
 from jax_trainer.run import build_trainer
 from jax_trainer.zoo.base import BaseModelLinen, BaseModelNNX
 from jax_trainer.zoo.convert import linen_to_nnx_state
@@ -108,7 +111,9 @@ def migrate_run(
     config = parse(_nnx_config_dict(read_config_dict(run_dir), out_dir, model))
     exmp = load_example_batch(run_dir / EXAMPLE_FILE)
     created = not out_dir.exists()  # a failed migration removes the folder it created, and only that one
-    trainer = build_trainer(config, exmp, write_run_dir=False)
+    recorded = to_dict(config)  # the run keeps its mesh; the conversion runs on this process's devices
+    here = dataclasses.replace(config.trainer, mesh=fitted(config.trainer.mesh, jax.device_count()))
+    trainer = build_trainer(dataclasses.replace(config, trainer=here), exmp, write_run_dir=False)
     status = "failed"
     try:
         stored = restore_raw(source, STATE)
@@ -125,7 +130,7 @@ def migrate_run(
             "backend": trainer.backend.name,
             "has_optimizer": with_optimizer,
             "best_step": meta["step"] if meta.get("best_step") == meta["step"] else None,
-            "config_hash": config_hash(trainer.full_config),
+            "config_hash": config_hash(recorded),
             "versions": library_versions(),
             "migrated_from": str(source),
         }
@@ -135,7 +140,7 @@ def migrate_run(
         store.close()
         linen_module = linen_config.model.instantiate(BaseModelLinen)
         parity = parity_report(linen_module, linen_variables, nnx_model, inputs, tolerance)
-        write_run_files(out_dir, trainer.full_config, exmp)
+        write_run_files(out_dir, recorded, exmp)
         status = "success"
     finally:
         trainer.logger.finalize(status)

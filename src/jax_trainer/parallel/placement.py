@@ -11,7 +11,7 @@ device or many.
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import jax
 import numpy as np
@@ -61,6 +61,19 @@ class Placement:
             return None
         return jax.tree.map(lambda spec: NamedSharding(self.mesh, spec), self.specs(tree, annotations),
                             is_leaf=lambda x: isinstance(x, PartitionSpec))
+
+    def build(self, make: Callable[..., Any], *args, annotations: Callable[[], dict] = dict,
+              compiler_options: dict | None = None) -> Any:
+        """``make(*args)`` (a model's or optimizer's init) with every array it returns made where its spec puts it:
+        one program whose outputs carry their shardings, so each device computes only its shards and no array is
+        ever whole on one device (a model too large for one device can be built). ``annotations`` is read after
+        ``make`` has been traced (a backend records its model's declared layouts while building it);
+        ``compiler_options`` go to ``jax.jit``. Without a mesh: ``make(*args)``."""
+        if self.mesh is None:
+            return make(*args)
+        abstract = jax.eval_shape(make, *args)
+        shardings = self.shardings(abstract, annotations())
+        return jax.jit(make, out_shardings=shardings, compiler_options=compiler_options)(*args)
 
     def place(self, tree: Any, annotations: dict | None = None) -> Any:
         """``tree`` laid out by its specs. Every process passes the same values (same seed, same checkpoint); each

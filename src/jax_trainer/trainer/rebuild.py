@@ -17,20 +17,24 @@ from jax_trainer.checkpoint import find
 from jax_trainer.checkpoint.rundir import EXAMPLE_FILE, load_example_batch, read_config_dict
 from jax_trainer.config_errors import import_modules, parse_section
 from jax_trainer.optimizer import OptimizerInterface
-from jax_trainer.parallel.mesh import fitted
+from jax_trainer.parallel.mesh import check_axes, fitted
 from jax_trainer.trainer.config import TrainerInterface
 
 
-def rebuild_from_run(cls, path, which: str = "last", log_dir=None):
+def rebuild_from_run(cls, path, which: str = "last", log_dir=None, mesh: dict | None = None):
     """A trainer of class ``cls`` (or a subclass) rebuilt from the run of ``path`` with that checkpoint's weights
     (``which`` of a run directory: "last" or "best"); no callbacks, no logging tools, metric files in ``log_dir``
-    (default ``<run>/eval``)."""
+    (default ``<run>/eval``). ``mesh`` (axis sizes, as ``trainer.mesh``): the layout to restore onto; default the
+    run's own mesh where it fits these devices, else its axis names with every device on the batch axis."""
     ckpt = find(path, which)
     run_dir = ckpt.parent.parent
     data = read_config_dict(run_dir)
     import_modules(data.get("imports") or [])
     config = parse_section(TrainerInterface.cfgtype, data.get("trainer"), "trainer")
-    config = dataclasses.replace(config, mesh=fitted(config.mesh, jax.device_count()))  # restored onto these devices
+    if mesh is not None:
+        check_axes(mesh, "load_from_checkpoint(mesh=)")
+    layout = fitted(config.mesh, jax.device_count()) if mesh is None else dict(mesh)
+    config = dataclasses.replace(config, mesh=layout)  # restored onto these devices
     logger = dataclasses.replace(config.logger, log_dir=str(log_dir or run_dir / "eval"), tool_config=None)
     trainer = dataclasses.replace(config, logger=logger, callbacks={}).instantiate(
         TrainerInterface,

@@ -18,6 +18,7 @@ from typing import Any
 import jax
 
 from jax_trainer.backends import get_backend
+from jax_trainer.backends.base import RUN_ONCE_OPTIONS
 from jax_trainer.callbacks.base import CallbackInterface
 from jax_trainer.callbacks.value_policies import ValuePolicyInterface, policy_values
 from jax_trainer.checkpoint import MODEL, Checkpointer, EpochPosition, Progress
@@ -67,12 +68,12 @@ class TrainerModule(TrainerInterface):
         self.model_config, self.optimizer_config, self.full_config = model_config, optimizer_config, full_config
         self.exmp_input = exmp_input
         self.placement = placement_of(config, mesh)
-        backend = with_ema(get_backend(config.model_mode), config.ema)  # ema: trainer/ema.py
-        self.backend = backend(self, StepPrecision.from_config(config))
-        with self.placement.context():
-            model_state = self.backend.init_model(model_config, self.batch_to_input(exmp_input), config.seed)
-        model_state = self.backend.precision.cast_model_state(model_state)
-        self._model_state = self.placement.place(model_state, self.backend.partition_annotations())
+        self.backend = with_ema(get_backend(config.model_mode), config.ema)(self, StepPrecision.from_config(config))
+        precision, model_input = self.backend.precision, self.batch_to_input(exmp_input)  # ema: trainer/ema.py
+        with self.placement.context():  # on a mesh, made sharded (Placement.build)
+            self._model_state = self.placement.build(
+                lambda: precision.cast_model_state(self.backend.init_model(model_config, model_input, config.seed)),
+                annotations=self.backend.partition_annotations, compiler_options=RUN_ONCE_OPTIONS)
         jit = (lambda fn, **_: fn) if config.debug else jax.jit
         self.runner = StepRunner(self.backend, jit, config.log_grad_norm, config.detect_nans, self.placement.mesh)
         self.global_step, self.current_epoch, self.should_stop = 0, 0, False
@@ -152,9 +153,9 @@ class TrainerModule(TrainerInterface):
         total = self.config.max_steps or (num_epochs * steps_per_epoch if steps_per_epoch else None)
         bundle = build_optimizer(self.optimizer_config, total, self.config.accumulate_grad_batches)
         self.lr_schedule = bundle.learning_rate_fn
-        with self.placement.context():  # the optimizer state of a declared layout is made on it too
-            state = self.backend.init_train_state(self._model_state, bundle.tx)
-        self.state = self.placement.place(state, self.backend.partition_annotations())
+        with self.placement.context():  # the optimizer state is made where its parameters are
+            self.state = self.placement.build(lambda model_state: self.backend.init_train_state(model_state, bundle.tx),
+                                              self._model_state, annotations=self.backend.partition_annotations)
 
     def bind_model(self):
         """A callable ``inputs -> outputs`` in eval mode."""
@@ -317,12 +318,13 @@ class TrainerModule(TrainerInterface):
         return path
 
     @classmethod
-    def load_from_checkpoint(cls, path, which: str = "last", log_dir=None) -> "TrainerModule":
+    def load_from_checkpoint(cls, path, which: str = "last", log_dir=None, mesh: dict | None = None) -> "TrainerModule":
         """Rebuild a run directory's trainer from its ``config.yaml`` and ``exmp_input.npz`` with a checkpoint's
         weights. ``path``: a checkpoint, or a run directory (its ``which`` checkpoint: "last" or "best"). The
         trainer has no callbacks and no logging tools; its metric files go to ``log_dir`` (default
-        ``<run>/eval``) so the run's own files stay untouched."""
-        return rebuild_from_run(cls, path, which, log_dir)
+        ``<run>/eval``) so the run's own files stay untouched. ``mesh`` (as ``trainer.mesh``) restores onto
+        another layout than the run's, e.g. ``{"fsdp": -1}``."""
+        return rebuild_from_run(cls, path, which, log_dir, mesh)
 
     def predict(self, loader):
         """The model's outputs for every example of ``loader``, in order (numpy), in eval mode; compiled once (a

@@ -66,7 +66,10 @@ class MLPRegressorConfig(ConfigInterface):
 
 @dataclass
 class CNNClassifierConfig(ConfigInterface):
-    """Blocks ``conv{i}`` 3x3 SAME -> ``bn{i}`` -> relu -> 2x2 avg pool, global mean, dropout, ``head``."""
+    """Blocks ``conv{i}`` 3x3 SAME -> ``bn{i}`` -> relu -> 2x2 avg pool, global mean, dropout, ``head``. With
+    ``batch_norm`` the convolutions have no bias: BatchNorm subtracts the mean, so a bias there gets a zero gradient
+    (up to rounding, which Adam would turn into steps that follow the device count's reduction order) and BN's own
+    shift does its work."""
 
     channels: list[int] = field(default_factory=lambda: [16, 32])
     num_classes: int = 10

@@ -23,7 +23,8 @@ class CNNClassifier(nn.Module, BaseModelLinen):
             x = x[..., None]
         for i, ch in enumerate(cfg.channels, start=1):
             x = nn.Conv(
-                ch, (3, 3), padding="SAME", kernel_init=KERNEL_INIT, bias_init=BIAS_INIT, name=f"conv{i}"
+                ch, (3, 3), padding="SAME", use_bias=not cfg.batch_norm, kernel_init=KERNEL_INIT, bias_init=BIAS_INIT,
+                name=f"conv{i}",
             )(x)
             if cfg.batch_norm:
                 x = nn.BatchNorm(

@@ -25,7 +25,8 @@ class CNNClassifier(nnx.Module, BaseModelNNX):
         features = exmp_input.shape[3] if len(exmp_input.shape) == 4 else 1
         for i, ch in enumerate(config.channels, start=1):
             conv = nnx.Conv(
-                features, ch, (3, 3), padding="SAME", kernel_init=KERNEL_INIT, bias_init=BIAS_INIT, rngs=rngs
+                features, ch, (3, 3), padding="SAME", use_bias=not config.batch_norm, kernel_init=KERNEL_INIT,
+                bias_init=BIAS_INIT, rngs=rngs,
             )
             setattr(self, f"conv{i}", conv)
             if config.batch_norm:
