@@ -106,7 +106,11 @@ class CheckpointStore:
         self.directory = Path(directory).absolute()  # orbax wants absolute paths
         self.read_only = read_only
         options = ocp().CheckpointManagerOptions(  # orbax's own read_only mode only adds warnings: readers never save
-            create=not read_only, cleanup_tmp_directories=not read_only
+            create=not read_only,
+            cleanup_tmp_directories=not read_only,
+            # Directories made inside save(): a folder that cannot be written fails there, at once. Made in the
+            # background, the failure leaves orbax's writer threads waiting 300 s for a creation signal never sent.
+            async_options=ocp().AsyncOptions(create_directories_asynchronously=False),
         )
         handlers = {
             STATE: ocp().StandardCheckpointHandler(),
