@@ -11,8 +11,10 @@ import logging
 import os
 import re
 import shutil
+import sys
 import threading
 import time
+import traceback
 from pathlib import Path
 
 from jax_trainer.checkpoint.errors import CheckpointError, CheckpointWriteError
@@ -47,6 +49,32 @@ class _OrbaxThreadErrors(logging.Filter):
 
 
 _ORBAX_LOG_FILTER = _OrbaxThreadErrors()
+
+
+class _LateWriteReports:
+    """``sys.unraisablehook`` while checkpoints are written. orbax runs each save in an event loop of its own and
+    closes it when the first write fails (a full disk); the save's other tensorstore writes still complete
+    afterwards, and tensorstore reports each result it can no longer deliver (``loop.call_soon_threadsafe`` on the
+    closed loop) as an unraisable ``RuntimeError: Event loop is closed`` with a traceback. The failure itself reaches
+    the store and is raised once; those reports (of nothing else: a save that succeeds awaits all its writes) are
+    dropped, every other one goes to the hook that was there before."""
+
+    def __init__(self):
+        self.previous = None
+
+    def install(self) -> None:
+        if self.previous is None:
+            self.previous, sys.unraisablehook = sys.unraisablehook, self
+
+    def __call__(self, unraisable) -> None:
+        error = unraisable.exc_value
+        if isinstance(error, RuntimeError) and str(error) == "Event loop is closed":
+            if any(frame.name == "call_soon_threadsafe" for frame in traceback.extract_tb(unraisable.exc_traceback)):
+                return
+        self.previous(unraisable)
+
+
+_LATE_WRITE_REPORTS = _LateWriteReports()
 
 
 def ocp():
@@ -123,6 +151,7 @@ class CheckpointStore:
                 shutil.rmtree(trash, ignore_errors=True)
         logging.getLogger("absl").addFilter(_ORBAX_LOG_FILTER)  # once: filters are a set
         _ORBAX_LOG_FILTER.directories.add(str(self.directory))
+        _LATE_WRITE_REPORTS.install()  # once
         self._failed: CheckpointWriteError | None = None
         self._step: int | None = None  # the step being written
         self._pending: list[int] = []
