@@ -51,20 +51,24 @@ class _OrbaxThreadErrors(logging.Filter):
 _ORBAX_LOG_FILTER = _OrbaxThreadErrors()
 
 
-class _LateWriteReports:
-    """``sys.unraisablehook`` while checkpoints are written. orbax runs each save in an event loop of its own and
-    closes it when the first write fails (a full disk); the save's other tensorstore writes still complete
-    afterwards, and tensorstore reports each result it can no longer deliver (``loop.call_soon_threadsafe`` on the
-    closed loop) as an unraisable ``RuntimeError: Event loop is closed`` with a traceback. The failure itself reaches
-    the store and is raised once; those reports (of nothing else: a save that succeeds awaits all its writes) are
-    dropped, every other one goes to the hook that was there before."""
+class _FailedSaveLeftovers(logging.Filter):
+    """What a failed save's other writes report after the failure, dropped: the failure itself reaches the store and
+    is raised once. orbax runs each save in an event loop of its own and closes it when the first write fails (a
+    full disk); the other writes still complete afterwards. tensorstore reports each result it can no longer
+    deliver (``loop.call_soon_threadsafe`` on the closed loop) to ``sys.unraisablehook`` as ``RuntimeError: Event
+    loop is closed`` with a traceback (a save that succeeds awaits all its writes, so nothing else reports this);
+    and asyncio logs each abandoned write's OSError as "Future exception was never retrieved" (dropped once a store
+    failed). Every other report goes where it went before."""
 
     def __init__(self):
+        super().__init__()
+        self.failed = False
         self.previous = None
 
     def install(self) -> None:
         if self.previous is None:
             self.previous, sys.unraisablehook = sys.unraisablehook, self
+            logging.getLogger("asyncio").addFilter(self)
 
     def __call__(self, unraisable) -> None:
         error = unraisable.exc_value
@@ -73,8 +77,12 @@ class _LateWriteReports:
                 return
         self.previous(unraisable)
 
+    def filter(self, record: logging.LogRecord) -> bool:
+        abandoned = str(record.msg).startswith("Future exception was never retrieved")
+        return not (self.failed and abandoned and record.exc_info and isinstance(record.exc_info[1], OSError))
 
-_LATE_WRITE_REPORTS = _LateWriteReports()
+
+_LEFTOVERS = _FailedSaveLeftovers()
 
 
 def ocp():
@@ -151,7 +159,7 @@ class CheckpointStore:
                 shutil.rmtree(trash, ignore_errors=True)
         logging.getLogger("absl").addFilter(_ORBAX_LOG_FILTER)  # once: filters are a set
         _ORBAX_LOG_FILTER.directories.add(str(self.directory))
-        _LATE_WRITE_REPORTS.install()  # once
+        _LEFTOVERS.install()  # once
         self._failed: CheckpointWriteError | None = None
         self._step: int | None = None  # the step being written
         self._pending: list[int] = []
@@ -232,6 +240,7 @@ class CheckpointStore:
                 raise
             where = self.directory / str(step) if step is not None else self.directory
             self._failed = CheckpointWriteError(code, f"cannot write checkpoint {where}: {os.strerror(code)}")
+            _LEFTOVERS.failed = True
             raise self._failed from err
         finally:
             _ORBAX_LOG_FILTER.threads.discard(thread)
