@@ -3,7 +3,6 @@ so a test can make the checkpoints folder read-only in the middle of a real run 
 config; tests/ is on the subprocess's PYTHONPATH; needs root)."""
 
 import subprocess
-import time
 from dataclasses import dataclass
 
 from compoconf import register
@@ -24,9 +23,6 @@ class ReadOnlyAfter(Callback):
     def on_validation_epoch_end(self, eval_metrics: dict, epoch_idx: int) -> None:
         if epoch_idx != self.config.epoch:
             return
-        for _ in range(100):  # "busy" while a write into the folder (the last save's commit) is under way
-            done = subprocess.run(["mount", "-o", "remount,bind,ro", self.config.path], capture_output=True, text=True)
-            if done.returncode == 0:
-                return
-            time.sleep(0.05)
-        raise RuntimeError(f"mount -o remount,bind,ro {self.config.path} failed: {done.stderr}")
+        # The earlier saves committed first (a save in flight keeps the mount busy): read-only between two saves.
+        self.trainer.checkpointer.wait()
+        subprocess.run(["mount", "-o", "remount,bind,ro", self.config.path], check=True, capture_output=True)
