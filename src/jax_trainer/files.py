@@ -4,6 +4,7 @@ that keeps one run per run directory."""
 import contextlib
 import fcntl
 import os
+import tempfile
 
 from jax_trainer.errors import InputError
 
@@ -17,6 +18,20 @@ def naming(path: str | os.PathLike):
         if err.filename is None and err.errno is not None:
             raise OSError(err.errno, err.strerror or str(err), os.fspath(path)) from err
         raise
+
+
+def probe_writable(directory: str | os.PathLike) -> None:
+    """Create ``directory`` if missing and a file in it, then remove the file: a folder the run must write (read-only,
+    no permission, a file in its place) fails here with an OSError naming the folder, before anything is compiled,
+    rather than at the first checkpoint."""
+    directory = os.fspath(directory)
+    try:
+        os.makedirs(directory, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".write-probe-", dir=directory)
+        os.close(fd)
+        os.remove(probe)
+    except OSError as err:
+        raise OSError(err.errno, err.strerror or str(err), directory) from err
 
 
 def write_atomic(path: str | os.PathLike, text: str) -> None:

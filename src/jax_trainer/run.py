@@ -12,9 +12,10 @@ import numpy as np
 
 from jax_trainer.checkpoint import CheckpointError, resolve
 from jax_trainer.checkpoint.rundir import write_run_files
-from jax_trainer.checkpoint.store import locate
+from jax_trainer.checkpoint.store import checkpoint_dir, locate
 from jax_trainer.config import Config, ConfigError, to_dict
 from jax_trainer.datasets.interfaces import DatasetInterface
+from jax_trainer.files import probe_writable
 from jax_trainer.parallel import initialize, is_main_process
 from jax_trainer.trainer.config import TrainerInterface
 from jax_trainer.trainer.summary import model_summary
@@ -57,8 +58,19 @@ def fit(config: Config, ckpt_path: str | None = None) -> dict:
     if ckpt_path is not None and str(ckpt_path) not in ("last", "best"):
         locate(ckpt_path)
     dataset, splits = build_data(config)
+    probe_run_dir(config.trainer.logger.log_dir)
     trainer = build_trainer(config, dataset.example_batch(), dataset=dataset)
     return trainer.train_model(splits.train, splits.val, splits.test, ckpt_path=ckpt_path)
+
+
+def probe_run_dir(log_dir) -> None:
+    """Refuse a run directory this process cannot write before anything is built: the log folder (process 0 writes
+    it) and the checkpoints folder where it already exists (every process writes its shards; it may be a mount of its
+    own). A folder that turns read-only later fails at the next checkpoint, as quickly (``checkpoint/store.py``)."""
+    if is_main_process():
+        probe_writable(log_dir)
+    if checkpoint_dir(log_dir).exists():
+        probe_writable(checkpoint_dir(log_dir))
 
 
 def where(config: Config) -> str:

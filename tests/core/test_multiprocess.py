@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import signal
 import subprocess
 import sys
 import time
@@ -155,3 +157,38 @@ def test_a_one_device_checkpoint_restores_onto_two_processes_with_fsdp_bitwise(m
                 split += shards[name].size < stored[key].size
     assert seen == {key for key in stored if key[0] == "model"}
     assert split, "no array was sharded over the fsdp axis"
+
+
+def test_sigterm_to_one_process_stops_both_at_the_same_step_and_resumes_as_the_uninterrupted_run(tmp_path):
+    """SIGTERM to process 1 alone, mid-run: both processes stop at the same step (jax's preemption sync point), write
+    the interrupt checkpoint together and exit 143 with one line naming that step; ``--ckpt-path last`` in two new
+    processes ends where one uninterrupted 8-device process ends."""
+    run = tmp_path / "preempted"
+    slow = _config(tmp_path, 0.15)
+    procs = multiprocess.start([*_fit_args(slow, "nnx", run), "trainer.train_epochs=3"], tmp_path)
+    try:
+        end = time.monotonic() + 120
+        while not committed_steps(run / "checkpoints"):  # step 8: inside the run (36 steps)
+            assert all(p.poll() is None for p in procs), "a process ended before its first checkpoint"
+            assert time.monotonic() < end, "no checkpoint within the time limit"
+            time.sleep(0.01)
+        procs[1].send_signal(signal.SIGTERM)
+        errors = multiprocess.wait(procs, timeout=60)
+    finally:
+        multiprocess.stop(procs)
+    assert [p.returncode for p in procs] == [143, 143], "\n---\n".join(e[-3000:] for e in errors)
+    lines = [[line for line in err.splitlines() if line.startswith("jax-trainer")] for err in errors]
+    assert all(len(ours) == 1 for ours in lines), lines
+    found = [re.fullmatch(r"jax-trainer fit: stopped by SIGTERM at step (\d+); resume with --ckpt-path last", ours[0])
+             for ours in lines]
+    assert all(found), lines
+    steps = {int(match.group(1)) for match in found}
+    assert len(steps) == 1, lines  # the same step in both processes
+    step = steps.pop()
+    assert 8 < step < 36 and step in committed_steps(run / "checkpoints")
+
+    fast = _config(tmp_path)
+    resume = [*_fit_args(fast, "nnx", run), "trainer.train_epochs=3"]
+    multiprocess.run([*resume[:2], "--ckpt-path", "last", *resume[2:]], tmp_path, timeout=120)
+    _one_process([*_fit_args(fast, "nnx", tmp_path / "one"), "trainer.train_epochs=3"], tmp_path)
+    _assert_same_run(run, tmp_path / "one")

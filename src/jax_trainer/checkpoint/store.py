@@ -11,8 +11,10 @@ import logging
 import os
 import re
 import shutil
+import sys
 import threading
 import time
+import traceback
 from pathlib import Path
 
 from jax_trainer.checkpoint.errors import CheckpointError, CheckpointWriteError
@@ -47,6 +49,40 @@ class _OrbaxThreadErrors(logging.Filter):
 
 
 _ORBAX_LOG_FILTER = _OrbaxThreadErrors()
+
+
+class _FailedSaveLeftovers(logging.Filter):
+    """What a failed save's other writes report after the failure, dropped: the failure itself reaches the store and
+    is raised once. orbax runs each save in an event loop of its own and closes it when the first write fails (a
+    full disk); the other writes still complete afterwards. tensorstore reports each result it can no longer
+    deliver (``loop.call_soon_threadsafe`` on the closed loop) to ``sys.unraisablehook`` as ``RuntimeError: Event
+    loop is closed`` with a traceback (a save that succeeds awaits all its writes, so nothing else reports this);
+    and asyncio logs each abandoned write's OSError as "Future exception was never retrieved" (dropped once a store
+    failed). Every other report goes where it went before."""
+
+    def __init__(self):
+        super().__init__()
+        self.failed = False
+        self.previous = None
+
+    def install(self) -> None:
+        if self.previous is None:
+            self.previous, sys.unraisablehook = sys.unraisablehook, self
+            logging.getLogger("asyncio").addFilter(self)
+
+    def __call__(self, unraisable) -> None:
+        error = unraisable.exc_value
+        if isinstance(error, RuntimeError) and str(error) == "Event loop is closed":
+            if any(frame.name == "call_soon_threadsafe" for frame in traceback.extract_tb(unraisable.exc_traceback)):
+                return
+        self.previous(unraisable)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        abandoned = str(record.msg).startswith("Future exception was never retrieved")
+        return not (self.failed and abandoned and record.exc_info and isinstance(record.exc_info[1], OSError))
+
+
+_LEFTOVERS = _FailedSaveLeftovers()
 
 
 def ocp():
@@ -106,7 +142,11 @@ class CheckpointStore:
         self.directory = Path(directory).absolute()  # orbax wants absolute paths
         self.read_only = read_only
         options = ocp().CheckpointManagerOptions(  # orbax's own read_only mode only adds warnings: readers never save
-            create=not read_only, cleanup_tmp_directories=not read_only
+            create=not read_only,
+            cleanup_tmp_directories=not read_only,
+            # Directories made inside save(): a folder that cannot be written fails there, at once. Made in the
+            # background, the failure leaves orbax's writer threads waiting 300 s for a creation signal never sent.
+            async_options=ocp().AsyncOptions(create_directories_asynchronously=False),
         )
         handlers = {
             STATE: ocp().StandardCheckpointHandler(),
@@ -119,6 +159,7 @@ class CheckpointStore:
                 shutil.rmtree(trash, ignore_errors=True)
         logging.getLogger("absl").addFilter(_ORBAX_LOG_FILTER)  # once: filters are a set
         _ORBAX_LOG_FILTER.directories.add(str(self.directory))
+        _LEFTOVERS.install()  # once
         self._failed: CheckpointWriteError | None = None
         self._step: int | None = None  # the step being written
         self._pending: list[int] = []
@@ -199,6 +240,7 @@ class CheckpointStore:
                 raise
             where = self.directory / str(step) if step is not None else self.directory
             self._failed = CheckpointWriteError(code, f"cannot write checkpoint {where}: {os.strerror(code)}")
+            _LEFTOVERS.failed = True
             raise self._failed from err
         finally:
             _ORBAX_LOG_FILTER.threads.discard(thread)

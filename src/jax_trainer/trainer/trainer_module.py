@@ -226,7 +226,7 @@ class TrainerModule(TrainerInterface):
         log_every = self.config.logger.log_steps_every
         epoch_start = step_log.start_time
         for n_steps, batch in itertools.chain([first], runs):
-            if self.checkpointer.is_requested() or self._signals.signum:  # at the previous step: all callbacks saw it
+            if self._signals.stop_requested() or self.checkpointer.is_requested():  # all callbacks saw the step
                 self._stop_point(EpochPosition.of(epoch_idx, self.global_step - first_step, carry, concats))
             carry, concat = self.runner.train(carry, n_steps, batch)
             self.logger.write_pending(wait=False)  # deferred logs whose values are ready: the device has work now
@@ -337,7 +337,7 @@ class TrainerModule(TrainerInterface):
         a signal, checkpoint this position and raise :class:`Interrupted`."""
         progress = Progress(self.global_step, self.current_epoch, self.should_stop)
         self.checkpointer.save_point(progress, self._state_tree, position)
-        if self._signals.signum:
+        if self._signals.stop_requested():
             saved = None
             if self.config.checkpoint_on_interrupt:
                 saved = self.checkpointer.save_interrupted(progress, self._state_tree, position)
