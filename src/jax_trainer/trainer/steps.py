@@ -4,7 +4,9 @@ A train step maps ``((state, carry), batch) -> ((state, carry), concat_values)``
 so one step and a scan over K batches share one definition. The :class:`Carry` names what rides along with the
 state: the metric accumulators, the epoch's loss-function inputs and the step extras' states. Metric specs
 (aggregation modes) are static: they are discovered by tracing the user's loss once with ``jax.eval_shape``
-before the step is compiled.
+before the step is compiled. Only the folding runs on the device: fresh accumulators are numpy arrays made on the
+host, and results are finished on the host from the fetched accumulators (:class:`Results`), so the steps are the
+only programs a run compiles.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from jax_trainer.callbacks.step_extras import StepInfo
@@ -28,6 +31,7 @@ from jax_trainer.logger.metrics import (
     split_metrics,
     update_accumulator,
 )
+from jax_trainer.parallel.placement import tree_to_host
 
 
 
@@ -114,17 +118,18 @@ class Accumulators:
         self.track_nonfinite = track_nonfinite
 
     def init(self, start_step: int = 0, inputs: dict | None = None) -> Carry:
-        """A fresh carry; ``count`` continues the global step. ``extras`` is filled by the runner."""
+        """A fresh carry of numpy arrays (no compile; the step takes them as it takes a batch); ``count`` continues
+        the global step. ``extras`` is filled by the runner."""
         nonfinite = None
         if self.track_nonfinite:
             nonfinite = {
-                k: jnp.full((), -1, jnp.int32) for k, s in self.epoch_specs.items() if s.mode != LogMetricMode.CONCAT
+                k: np.full((), -1, np.int32) for k, s in self.epoch_specs.items() if s.mode != LogMetricMode.CONCAT
             }
         metrics = MetricAcc(
             window=init_accumulator(self.window_specs),
             epoch=init_accumulator(self.epoch_specs),
-            count=jnp.asarray(start_step, jnp.int32),
-            samples=jnp.zeros((), jnp.int32),
+            count=np.asarray(start_step, np.int32),
+            samples=np.zeros((), np.int32),
             nonfinite=nonfinite,
         )
         return Carry(metrics, dict(inputs or {}), {})
@@ -144,22 +149,37 @@ class Accumulators:
             nonfinite=nonfinite,
         )
 
-    def epoch_results(self, carry: Carry) -> jax.Array:
-        """The epoch's metrics as one vector, ``epoch_keys`` order."""
-        return results_vector(carry.metrics.epoch, self.epoch_specs)
+    def epoch_results(self, carry: Carry) -> Results:
+        """The epoch's metrics (``epoch_keys`` order), finished when read. The carry is not used after this: its
+        accumulators are not donated to a later step, so they stay readable."""
+        return Results(carry.metrics.epoch, self.epoch_specs)
 
-    def finish_epoch(self, carry: Carry, next_inputs: dict) -> tuple[jax.Array, Carry]:
-        """The epoch's results and the next epoch's fresh carry, in one call: between the epoch-end fetch and the next
-        epoch's first step the device is idle, so the next epoch's carry is made before."""
-        return self.epoch_results(carry), self.init(carry.metrics.count, next_inputs)
-
-    def take_window(self, carry: Carry) -> tuple[jax.Array, Carry]:
-        """The window's results with its example count appended, as one vector, and ``carry`` with a fresh window
-        (one compiled call and one fetch per log point)."""
+    def take_window(self, carry: Carry) -> tuple[Results, Carry]:
+        """The window's results (``window_keys`` order, then its example count), finished when read, and ``carry``
+        with a fresh window from the host: the window's arrays leave the carry, so the next step does not donate
+        them, and a log point dispatches nothing."""
         acc = carry.metrics
-        window = jnp.concatenate([results_vector(acc.window, self.window_specs), acc.samples.astype(jnp.float32)[None]])
-        fresh = acc._replace(window=init_accumulator(self.window_specs), samples=jnp.zeros_like(acc.samples))
+        window = Results(acc.window, self.window_specs, acc.samples)
+        fresh = acc._replace(window=init_accumulator(self.window_specs), samples=np.zeros((), np.int32))
         return window, carry._replace(metrics=fresh)
+
+
+class Results:
+    """Accumulated metrics as the device holds them, finished on the host when read: ``is_ready()`` says whether
+    the device has computed them (for a deferred write that must not wait), ``values()`` fetches and finishes
+    them as floats in ``result_keys`` order, then the example count when one was given."""
+
+    def __init__(self, accumulator: dict, specs: dict[str, MetricSpec], samples=None):
+        self._arrays = (accumulator, samples)
+        self._specs = specs
+
+    def is_ready(self) -> bool:
+        return all(leaf.is_ready() for leaf in jax.tree.leaves(self._arrays) if isinstance(leaf, jax.Array))
+
+    def values(self) -> list[float]:
+        accumulator, samples = tree_to_host(self._arrays)
+        values = results_vector(accumulator, self._specs).tolist()
+        return values if samples is None else [*values, float(samples)]
 
 
 def make_train_step(
