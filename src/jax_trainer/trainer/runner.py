@@ -72,10 +72,10 @@ class StepRunner:
         def values(state, b, step_inputs):
             return S.train_values(self.backend, state, b, learning_rate, self.log_grad_norm, step_inputs)
 
-        specs = S.discover_specs(values, self.state, one, inputs)
+        values, specs = S.trace_values(values, self._jit, self.state, one, inputs)
         accumulators = S.Accumulators(specs, windowed=True, track_nonfinite=self.detect_nans)
         extras = StepExtras(callbacks)
-        step = S.make_train_step(self.backend, accumulators, learning_rate, self.log_grad_norm, extras.update)
+        step = S.make_train_step(values, accumulators, extras.update)
         # On a mesh the new state keeps the layout of the old (the optimizer state its parameter's), so a donated
         # buffer is reused in place whatever the compiler would have chosen.
         layout = [leaf.sharding for leaf in self._flat.leaves] if self._mesh is not None else None
@@ -122,9 +122,9 @@ class StepRunner:
         leaves, treedef = jax.tree.flatten(model_state)
         if self.eval_steps is None or self.eval_steps.treedef != treedef:
             values = functools.partial(S.eval_values, self.backend)
-            specs = S.discover_specs(values, model_state, first_batch, inputs)
+            values, specs = S.trace_values(values, self._jit, model_state, first_batch, inputs)
             accumulators = S.Accumulators(specs, windowed=False, track_nonfinite=self.detect_nans)
-            step = first_arg_leaves(S.make_eval_step(self.backend, accumulators), treedef)
+            step = first_arg_leaves(S.make_eval_step(values, accumulators), treedef)
             self.eval_steps = EvalSteps(
                 treedef=treedef,
                 accumulators=accumulators,

@@ -3,8 +3,8 @@
 A train step maps ``((state, carry), batch) -> ((state, carry), concat_values)``, the form ``jax.lax.scan`` takes,
 so one step and a scan over K batches share one definition. The :class:`Carry` names what rides along with the
 state: the metric accumulators, the epoch's loss-function inputs and the step extras' states. Metric specs
-(aggregation modes) are static: they are discovered by tracing the user's loss once with ``jax.eval_shape``
-before the step is compiled. Only the folding runs on the device: fresh accumulators are numpy arrays made on the
+(aggregation modes) are static: they are discovered by tracing the user's loss with ``jax.eval_shape`` before
+the step is compiled, a trace the compiled step then reuses (:func:`trace_values`). Only the folding runs on the device: fresh accumulators are numpy arrays made on the
 host, and results are finished on the host from the fetched accumulators (:class:`Results`), so the steps are the
 only programs a run compiles.
 """
@@ -94,17 +94,23 @@ def eval_values(backend, state, batch, inputs=None):
     return values, counts, specs
 
 
-def discover_specs(values_fn: Callable, *args) -> dict[str, MetricSpec]:
-    """Trace ``values_fn`` abstractly (no compile, no FLOPs) to learn the static metric specs."""
+def trace_values(values_fn: Callable, jit: Callable, *args) -> tuple[Callable, dict[str, MetricSpec]]:
+    """``values_fn`` (returning ``(*outputs, specs)``) as a function of its outputs alone, wrapped in ``jit``, and
+    the static metric specs, learnt by tracing it abstractly on ``args`` (no compile, no FLOPs).
+
+    The compiled step calls the wrapped function on arguments of the same shapes, so jax reuses this trace: the
+    user's loss is traced once per compile, not once for the specs and again for the step (a tenth of a small
+    model's time to its first step). In the compiled program it is a call that XLA inlines."""
     found = {}
 
-    def capture(*a):
+    def values(*a):
         *outputs, specs = values_fn(*a)
         found.update(specs)
-        return outputs
+        return tuple(outputs)
 
-    jax.eval_shape(capture, *args)
-    return found
+    traced = jit(values)
+    jax.eval_shape(traced, *args)
+    return traced, found
 
 
 class Accumulators:
@@ -182,14 +188,13 @@ class Results:
         return values if samples is None else [*values, float(samples)]
 
 
-def make_train_step(
-    backend, accumulators: Accumulators, learning_rate, log_grad_norm: bool, update_extras: Callable | None = None
-) -> Callable:
-    """``update_extras(extras_state, StepInfo) -> extras_state`` folds on-device step extras into the carry."""
+def make_train_step(values_fn: Callable, accumulators: Accumulators, update_extras: Callable | None = None) -> Callable:
+    """``values_fn(state, batch, inputs) -> (new state, values, counts, grads)`` (:func:`train_values` without its
+    specs); ``update_extras(extras_state, StepInfo) -> extras_state`` folds on-device step extras into the carry."""
 
     def train_step(state_carry, batch):
         state, carry = state_carry
-        state, values, counts, grads, _ = train_values(backend, state, batch, learning_rate, log_grad_norm, carry.inputs)
+        state, values, counts, grads = values_fn(state, batch, carry.inputs)
         metrics = accumulators.fold(carry.metrics, values, counts, batch_size(batch))
         extras = carry.extras
         if update_extras is not None:
@@ -199,9 +204,11 @@ def make_train_step(
     return train_step
 
 
-def make_eval_step(backend, accumulators: Accumulators) -> Callable:
+def make_eval_step(values_fn: Callable, accumulators: Accumulators) -> Callable:
+    """``values_fn(model_state, batch, inputs) -> (values, counts)`` (:func:`eval_values` without its specs)."""
+
     def eval_step(model_state, carry, batch):
-        values, counts, _ = eval_values(backend, model_state, batch, carry.inputs)
+        values, counts = values_fn(model_state, batch, carry.inputs)
         metrics = accumulators.fold(carry.metrics, values, counts, batch_size(batch))
         return carry._replace(metrics=metrics), concat_values(values, accumulators.specs)
 
