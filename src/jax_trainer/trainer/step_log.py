@@ -12,7 +12,6 @@ import functools
 import time
 from typing import Callable
 
-
 from jax_trainer.logger import keys
 from jax_trainer.trainer import steps as S
 from jax_trainer.trainer.runner import StepRunner

@@ -4,9 +4,9 @@ A train step maps ``((state, carry), batch) -> ((state, carry), concat_values)``
 so one step and a scan over K batches share one definition. The :class:`Carry` names what rides along with the
 state: the metric accumulators, the epoch's loss-function inputs and the step extras' states. Metric specs
 (aggregation modes) are static: they are discovered by tracing the user's loss with ``jax.eval_shape`` before
-the step is compiled, a trace the compiled step then reuses (:func:`trace_values`). Only the folding runs on the device: fresh accumulators are numpy arrays made on the
-host, and results are finished on the host from the fetched accumulators (:class:`Results`), so the steps are the
-only programs a run compiles.
+the step is compiled, a trace the compiled step then reuses (:func:`trace_values`). Only the folding runs on the
+device: fresh accumulators are numpy arrays made on the host, and results are finished on the host from the
+fetched accumulators (:class:`Results`), so the steps are the only programs a run compiles.
 """
 
 from __future__ import annotations
@@ -99,8 +99,9 @@ def trace_values(values_fn: Callable, jit: Callable, *args) -> tuple[Callable, d
     the static metric specs, learnt by tracing it abstractly on ``args`` (no compile, no FLOPs).
 
     The compiled step calls the wrapped function on arguments of the same shapes, so jax reuses this trace: the
-    user's loss is traced once per compile, not once for the specs and again for the step (a tenth of a small
-    model's time to its first step). In the compiled program it is a call that XLA inlines."""
+    user's loss is traced once per compile, not once for the specs and again for the step (about 30 ms of
+    MLP-digits' 0.65 s to its first step). In the compiled program it is a call that XLA inlines: the optimized
+    program is the same."""
     found = {}
 
     def values(*a):
@@ -180,9 +181,11 @@ class Results:
         self._specs = specs
 
     def is_ready(self) -> bool:
+        """Whether the device has computed every array (never waits)."""
         return all(leaf.is_ready() for leaf in jax.tree.leaves(self._arrays) if isinstance(leaf, jax.Array))
 
     def values(self) -> list[float]:
+        """The finished values (waits for the device if it has not)."""
         accumulator, samples = tree_to_host(self._arrays)
         values = results_vector(accumulator, self._specs).tolist()
         return values if samples is None else [*values, float(samples)]
