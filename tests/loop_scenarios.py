@@ -11,6 +11,7 @@ import numpy as np
 from jax_trainer.bench import count_compilations
 from jax_trainer.callbacks.base import Callback, CallbackConfig
 from jax_trainer.datasets import NumpyLoader, SupervisedBatch
+from jax_trainer.trainer import ImgClassifierTrainer
 from jax_trainer.zoo.configs import MLPClassifierConfig
 from trainer_helpers import classifier, digits_splits, fixed_batches, model_weights
 
@@ -39,6 +40,37 @@ def test_steps_compile_once(mode, tmp_path):
     assert counts["jit(eval_step)"] == 1, counts
     assert counts["jit(train_steps_scanned)"] == 0, counts
     assert snapshots.totals[1] == snapshots.totals[2] == sum(counts.values()), (snapshots.totals, counts)
+
+
+class _CountingLoss(ImgClassifierTrainer):
+    """Counts the traces of its loss: output_loss runs in Python only while jax traces a step."""
+
+    traces = 0
+
+    def output_loss(self, outputs, batch):
+        type(self).traces += 1
+        return super().output_loss(outputs, batch)
+
+
+def test_only_the_steps_compile_and_the_loss_is_traced_once(mode, tmp_path):
+    """Between a new trainer and its results nothing compiles but the train and eval steps (metric accumulators are
+    made and finished on the host), and each step program traces the user's loss once: the metric specs come from
+    the same trace. A first trainer warms jax's caches of the eager ops (optimizer init) that any run shares."""
+    train, val = fixed_batches(4, batch_size=16), fixed_batches(2, batch_size=16)
+
+    def run(log_dir):
+        trainer = classifier(mode, log_dir, trainer_cls=_CountingLoss, train_epochs=2, log_steps_every=2)
+        _CountingLoss.traces = 0
+        with count_compilations() as counts:
+            trainer.train_model(train)
+            traces_to_train = _CountingLoss.traces
+            trainer.eval_model(val, "val", 2)
+        return dict(counts), traces_to_train, _CountingLoss.traces - traces_to_train
+
+    run(tmp_path / "warm")
+    counts, traces_to_train, traces_to_eval = run(tmp_path / "run")
+    assert counts == {"jit(train_step)": 1, "jit(eval_step)": 1}, counts
+    assert (traces_to_train, traces_to_eval) == (1, 1)
 
 
 def test_dispatch_compiles_once_per_shape(mode, tmp_path):

@@ -82,14 +82,16 @@ def test_accumulators_reset_the_window_but_not_the_epoch():
     for window in WINDOWS:
         for value, weight in zip(VALUES[window], WEIGHTS[window]):
             carry = fold(carry, jnp.float32(value), weight)
-        vector, carry = accs.take_window(carry)  # the window's results (then its example count) and a fresh window
-        results = dict(zip(accs.window_keys, vector[:-1]))
+        finished, carry = accs.take_window(carry)  # the window's results (then its example count) and a fresh window
+        *values, n_samples = finished.values()
+        assert n_samples == WEIGHTS[window].sum()
+        results = dict(zip(accs.window_keys, values))
         assert set(results) == {"train/std", "train/min_step"}
         expected_std = reference(LogMetricMode.STD, VALUES[window], WEIGHTS[window])
         assert float(results["train/std"]) == pytest.approx(expected_std, rel=1e-6)
         assert float(results["train/min_step"]) == reference(LogMetricMode.MIN, VALUES[window], WEIGHTS[window])
     assert int(carry.metrics.count) == 7 + len(VALUES)
-    epoch = dict(zip(accs.epoch_keys, accs.epoch_results(carry)))
+    epoch = dict(zip(accs.epoch_keys, accs.epoch_results(carry).values()))
     assert set(epoch) == {"train/std", "train/max_epoch"}
     assert float(epoch["train/std"]) == pytest.approx(reference(LogMetricMode.STD, VALUES, WEIGHTS), rel=1e-6)
     assert float(epoch["train/max_epoch"]) == VALUES.max()

@@ -5,8 +5,10 @@ The trainer splits them into traced values and static :class:`MetricSpec` at tra
 into an accumulator pytree inside the jitted step, and fetches the finished numbers only at log points —
 so logging never forces a device sync per step.
 
-Every aggregation is a pair of pure functions, as in optax: ``init`` builds the empty state, ``update``
-folds in one step's value with its weight (the batch size), ``result`` finishes it.
+Every aggregation is three pure functions, as in optax: ``init`` builds the empty state, ``update``
+folds in one step's value with its weight (the batch size), ``result`` finishes it. Only ``update`` runs on the
+device, inside the step: the empty state is made and the result finished on the host with numpy, so neither needs
+a compiled program of its own (each would be a compile before the first step or at the first log point).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any, Callable, Mapping, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jax_trainer.logger.enums import LogFreq, LogMetricMode, LogMode
 from jax_trainer.logger.keys import step_key
@@ -41,9 +44,12 @@ class MetricSpec:
 
 
 class Aggregation(NamedTuple):
+    """``init() -> state`` of Python floats, ``update(state, value, weight) -> state`` (jittable), ``result(state)``
+    of numpy arrays (on the host)."""
+
     init: Callable[[], Any]
     update: Callable[[Any, Array, Array], Any]
-    result: Callable[[Any], Array]
+    result: Callable[[Any], np.ndarray]
 
 
 def _f32(x) -> Array:
@@ -52,26 +58,26 @@ def _f32(x) -> Array:
 
 def _mean() -> Aggregation:
     return Aggregation(
-        init=lambda: (_f32(0.0), _f32(0.0)),
+        init=lambda: (0.0, 0.0),
         update=lambda s, v, w: (s[0] + v * w, s[1] + w),
-        result=lambda s: s[0] / jnp.maximum(s[1], 1e-12),
+        result=lambda s: s[0] / np.maximum(s[1], 1e-12),
     )
 
 
 def _sum() -> Aggregation:
-    return Aggregation(init=lambda: _f32(0.0), update=lambda s, v, w: s + v, result=lambda s: s)
+    return Aggregation(init=lambda: 0.0, update=lambda s, v, w: s + v, result=lambda s: s)
 
 
 def _single() -> Aggregation:
-    return Aggregation(init=lambda: _f32(jnp.nan), update=lambda s, v, w: _f32(v), result=lambda s: s)
+    return Aggregation(init=lambda: float("nan"), update=lambda s, v, w: _f32(v), result=lambda s: s)
 
 
 def _max() -> Aggregation:
-    return Aggregation(init=lambda: _f32(-jnp.inf), update=lambda s, v, w: jnp.maximum(s, v), result=lambda s: s)
+    return Aggregation(init=lambda: -float("inf"), update=lambda s, v, w: jnp.maximum(s, v), result=lambda s: s)
 
 
 def _min() -> Aggregation:
-    return Aggregation(init=lambda: _f32(jnp.inf), update=lambda s, v, w: jnp.minimum(s, v), result=lambda s: s)
+    return Aggregation(init=lambda: float("inf"), update=lambda s, v, w: jnp.minimum(s, v), result=lambda s: s)
 
 
 def _std() -> Aggregation:
@@ -85,9 +91,9 @@ def _std() -> Aggregation:
         return total, mean + delta * w / safe_total, m2 + delta * delta * weight * w / safe_total
 
     return Aggregation(
-        init=lambda: (_f32(0.0), _f32(0.0), _f32(0.0)),
+        init=lambda: (0.0, 0.0, 0.0),
         update=update,
-        result=lambda s: jnp.sqrt(jnp.maximum(s[2], 0.0) / jnp.maximum(s[0], 1e-12)),
+        result=lambda s: np.sqrt(np.maximum(s[2], 0.0) / np.maximum(s[0], 1e-12)),
     )
 
 
@@ -176,14 +182,15 @@ def _groups(specs: Mapping[str, MetricSpec]) -> dict[str, tuple[str, ...]]:
 
 
 def init_accumulator(specs: Mapping[str, MetricSpec]) -> dict:
-    """Empty accumulator for the non-CONCAT metrics in ``specs``.
+    """Empty accumulator for the non-CONCAT metrics in ``specs``, as numpy arrays: made on the host, it costs no
+    compiled program, and the compiled step takes it as it takes a batch.
 
     The metrics of one mode are stacked into vectors, so folding a step is one fused update per mode rather
     than a few tiny kernels per metric (on CPU every kernel has a fixed cost, a measurable part of a small step).
     """
 
     def stacked(n: int):
-        return lambda x: jnp.full((n,), x, jnp.float32)
+        return lambda x: np.full((n,), x, np.float32)
 
     return {
         mode: jax.tree.map(stacked(len(keys)), AGGREGATIONS[LogMetricMode[mode]]().init())
@@ -206,11 +213,11 @@ def result_keys(specs: Mapping[str, MetricSpec]) -> tuple[str, ...]:
     return tuple(key for keys in _groups(specs).values() for key in keys)
 
 
-def results_vector(acc: dict, specs: Mapping[str, MetricSpec]) -> Array:
-    """Finished values of every metric in ``acc`` as one float32 vector in :func:`result_keys` order (jittable):
-    a log point fetches one array from the device, not one per metric."""
-    parts = [AGGREGATIONS[LogMetricMode[mode]]().result(acc[mode]) for mode in _groups(specs)]
-    return jnp.concatenate(parts) if parts else jnp.zeros((0,), jnp.float32)
+def results_vector(acc: dict, specs: Mapping[str, MetricSpec]) -> np.ndarray:
+    """Finished values of every metric in ``acc`` (fetched from the device) as one float32 numpy vector in
+    :func:`result_keys` order, computed on the host: a few divisions, cheaper than compiling a program for them."""
+    parts = [np.asarray(AGGREGATIONS[LogMetricMode[mode]]().result(acc[mode])) for mode in _groups(specs)]
+    return np.concatenate(parts).astype(np.float32) if parts else np.zeros((0,), np.float32)
 
 
 def concat_values(values: Mapping, specs: Mapping[str, MetricSpec]) -> dict:

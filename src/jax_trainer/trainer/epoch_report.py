@@ -48,12 +48,12 @@ class EpochMetrics(Mapping):
         return f"EpochMetrics({self._values if self._fetch is None else '<not fetched>'})"
 
 
-def fetch_epoch(accumulators: S.Accumulators, results, mode: str, concats: list, derive: Callable) -> dict:
-    """An epoch's metrics from its ``results`` vector (one copy from the device): scalars under ``<mode>/``,
+def fetch_epoch(accumulators: S.Accumulators, results: S.Results, mode: str, concats: list, derive: Callable) -> dict:
+    """An epoch's metrics from its ``results`` (one batched copy from the device): scalars under ``<mode>/``,
     CONCAT values as numpy arrays, ``derive`` (the trainer's ``derive_metrics``) applied to the scalars."""
     phase = PHASES[mode]
     metrics: dict[str, Any] = {}
-    for key, value in zip(accumulators.epoch_keys, np.asarray(results).tolist()):
+    for key, value in zip(accumulators.epoch_keys, results.values()):
         if accumulators.specs[key].log_mode.includes(phase):
             metrics[keys.phase_key(key, mode)] = value
     metrics = derive(metrics)

@@ -28,9 +28,6 @@ class TrainSteps(NamedTuple):
     extras: StepExtras
     step: Callable  # ((state leaves, carry), batch) -> ((leaves, carry), concat, token)
     scan: Callable  # the same over a run of stacked batches
-    init: Callable  # (global step, inputs) -> carry
-    finish: Callable  # (carry, next inputs) -> (epoch results, next epoch's carry)
-    take_window: Callable  # carry -> (window results, carry)
 
 
 class EvalSteps(NamedTuple):
@@ -39,8 +36,6 @@ class EvalSteps(NamedTuple):
     treedef: Any
     accumulators: S.Accumulators
     step: Callable  # (model leaves, carry, batch) -> (carry, concat, token)
-    init: Callable  # (start, inputs) -> carry
-    results: Callable  # carry -> epoch results
 
 
 class StepRunner:
@@ -53,7 +48,6 @@ class StepRunner:
         self.eval_steps: EvalSteps | None = None
         self._flat = FlatState(None)
         self._pacing = Pacing()
-        self._prepared: tuple[int, int, S.Carry] | None = None  # (global step, epoch, carry) made at an epoch's end
         self._eval_leaves: list = []
 
     # ----------------------------------------------------------------- state
@@ -78,10 +72,10 @@ class StepRunner:
         def values(state, b, step_inputs):
             return S.train_values(self.backend, state, b, learning_rate, self.log_grad_norm, step_inputs)
 
-        specs = S.discover_specs(values, self.state, one, inputs)
+        values, specs = S.trace_values(values, self._jit, self.state, one, inputs)
         accumulators = S.Accumulators(specs, windowed=True, track_nonfinite=self.detect_nans)
         extras = StepExtras(callbacks)
-        step = S.make_train_step(self.backend, accumulators, learning_rate, self.log_grad_norm, extras.update)
+        step = S.make_train_step(values, accumulators, extras.update)
         # On a mesh the new state keeps the layout of the old (the optimizer state its parameter's), so a donated
         # buffer is reused in place whatever the compiler would have chosen.
         layout = [leaf.sharding for leaf in self._flat.leaves] if self._mesh is not None else None
@@ -93,23 +87,14 @@ class StepRunner:
             extras=extras,
             step=jit(with_token(step), donate_argnums=(0,)),
             scan=jit(with_token(S.scan_steps(step)), donate_argnums=(0,)),
-            # Compiled, each accumulator call is one dispatch instead of one per small op.
-            init=jit(accumulators.init),
-            finish=jit(accumulators.finish_epoch),
-            take_window=jit(accumulators.take_window),
         )
-        self._prepared = None
         return self.train_steps
 
-    def start_epoch(self, global_step: int, epoch_idx: int, inputs: dict) -> S.Carry:
-        """The carry an epoch starts with: made by the previous epoch's closing call when it ended where this one
-        starts, else by a compiled init. Step extras start from their callbacks' host state."""
+    def start_epoch(self, global_step: int, inputs: dict) -> S.Carry:
+        """The carry an epoch starts with, made on the host (``Accumulators.init``); step extras start from their
+        callbacks' host state."""
         steps = self.train_steps
-        prepared, self._prepared = self._prepared, None
-        if prepared is not None and prepared[:2] == (global_step, epoch_idx):
-            carry = prepared[2]
-        else:
-            carry = steps.init(global_step, inputs)
+        carry = steps.accumulators.init(global_step, inputs)
         return carry._replace(extras=jax.tree.map(np.asarray, steps.extras.init()))
 
     def train(self, carry: S.Carry, n_steps: int, batch) -> tuple[S.Carry, Any]:
@@ -122,17 +107,14 @@ class StepRunner:
         self._pacing.track(token)
         return carry, concat
 
-    def take_window(self, carry: S.Carry) -> tuple[jax.Array, S.Carry]:
-        """The log window's results (dispatched, not fetched) and the carry with a fresh window."""
-        return self.train_steps.take_window(carry)
+    def take_window(self, carry: S.Carry) -> tuple[S.Results, S.Carry]:
+        """The log window's results (not fetched) and the carry with a fresh window."""
+        return self.train_steps.accumulators.take_window(carry)
 
-    def finish_epoch(self, carry: S.Carry, global_step: int, next_epoch: int, next_inputs: dict) -> jax.Array:
-        """The epoch's results (dispatched, not fetched); the step extras get their final states and the next
-        epoch's carry is prepared."""
-        results, fresh = self.train_steps.finish(carry, next_inputs)
-        self._prepared = (global_step, next_epoch, fresh)
+    def finish_epoch(self, carry: S.Carry) -> S.Results:
+        """The epoch's results (not fetched); the step extras get their final states."""
         self.train_steps.extras.hand_back(carry.extras)
-        return results
+        return self.train_steps.accumulators.epoch_results(carry)
 
     # ----------------------------------------------------------------- eval
     def start_eval(self, model_state, first_batch, inputs: dict) -> S.Carry:
@@ -140,18 +122,16 @@ class StepRunner:
         leaves, treedef = jax.tree.flatten(model_state)
         if self.eval_steps is None or self.eval_steps.treedef != treedef:
             values = functools.partial(S.eval_values, self.backend)
-            specs = S.discover_specs(values, model_state, first_batch, inputs)
+            values, specs = S.trace_values(values, self._jit, model_state, first_batch, inputs)
             accumulators = S.Accumulators(specs, windowed=False, track_nonfinite=self.detect_nans)
-            step = first_arg_leaves(S.make_eval_step(self.backend, accumulators), treedef)
+            step = first_arg_leaves(S.make_eval_step(values, accumulators), treedef)
             self.eval_steps = EvalSteps(
                 treedef=treedef,
                 accumulators=accumulators,
                 step=self._jit(with_token(step), donate_argnums=(1,)),
-                init=self._jit(accumulators.init),
-                results=self._jit(accumulators.epoch_results),
             )
         self._eval_leaves = leaves
-        return self.eval_steps.init(0, inputs)
+        return self.eval_steps.accumulators.init(0, inputs)
 
     def eval(self, carry: S.Carry, batch) -> tuple[S.Carry, Any]:
         """Dispatch one eval step over the model of the last :meth:`start_eval`."""
@@ -159,7 +139,7 @@ class StepRunner:
         self._pacing.track(token)
         return carry, concat
 
-    def eval_results(self, carry: S.Carry) -> jax.Array:
-        """The evaluation's results (dispatched, not fetched)."""
+    def eval_results(self, carry: S.Carry) -> S.Results:
+        """The evaluation's results (not fetched)."""
         self._eval_leaves = []
-        return self.eval_steps.results(carry)
+        return self.eval_steps.accumulators.epoch_results(carry)

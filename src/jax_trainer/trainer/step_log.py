@@ -12,8 +12,6 @@ import functools
 import time
 from typing import Callable
 
-import numpy as np
-
 from jax_trainer.logger import keys
 from jax_trainer.trainer import steps as S
 from jax_trainer.trainer.runner import StepRunner
@@ -50,7 +48,7 @@ class StepLog:
         return carry
 
     def _write(self, window, step: int, seconds: float, n_steps: int) -> None:
-        *values, n_samples = np.asarray(window).tolist()  # the window's metrics, then its example count
+        *values, n_samples = window.values()  # the window's metrics, then its example count
         scalars = self.derive(dict(zip(self.runner.train_steps.accumulators.window_keys, values)))
         scalars[keys.STEP_TIME] = seconds / n_steps
         scalars[keys.SAMPLES_PER_SEC] = int(n_samples) / seconds

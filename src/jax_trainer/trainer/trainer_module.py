@@ -216,7 +216,7 @@ class TrainerModule(TrainerInterface):
         inputs = policy_values(self.value_policies, epoch_idx)
         lr = current_learning_rate if self.lr_schedule is not None else None
         self.runner.compile_train(first, lr, self.callbacks, inputs)
-        carry, concats = self.runner.start_epoch(self.global_step, epoch_idx, inputs), []
+        carry, concats = self.runner.start_epoch(self.global_step, inputs), []
         if resume:
             carry, concats = self.placement.replicate(resumed_carry(resume, carry)), list(resume.concats)
         bar = self._epoch_bar.start(loader_length(loader), f"Epoch {epoch_idx}")
@@ -241,8 +241,7 @@ class TrainerModule(TrainerInterface):
             if self._max_steps_reached():
                 break
         self._epoch_bar.close()  # drawn at its final count before anything else writes to the console
-        next_inputs = policy_values(self.value_policies, epoch_idx + 1)
-        results = self.runner.finish_epoch(carry, self.global_step, epoch_idx + 1, next_inputs)
+        results = self.runner.finish_epoch(carry)
         self._check_nonfinite(carry, epoch_idx)  # with detect_nans: stop here, not at a later write
         epoch_time = time.perf_counter() - epoch_start  # the host's time for the epoch: the device may still run
         accumulators = self.runner.train_steps.accumulators
