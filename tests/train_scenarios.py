@@ -31,10 +31,10 @@ def test_cnn_batchnorm_dropout(mode, tmp_path):
     splits = digits_splits(batch_size=32)
     model = CNNClassifierConfig(channels=[16, 32], dropout=0.1, batch_norm=True)
     optimizer = AdamWConfig(learning_rate=3e-3)
-    trainer = classifier(mode, tmp_path, model=model, optimizer=optimizer, splits=splits, train_epochs=6)
+    trainer = classifier(mode, tmp_path, model=model, optimizer=optimizer, splits=splits, train_epochs=8)
     stats_before = _batch_stats(trainer)
     results = trainer.train_model(splits.train, splits.val)
-    assert results[6]["val/acc"] >= 0.90, results[6]
+    assert results[8]["val/acc"] >= 0.90, results[8]
     stats_after = _batch_stats(trainer)
     assert any(not np.allclose(a, b) for a, b in zip(stats_before, stats_after)), "batch statistics did not change"
     # Eval uses running averages: deterministic, and independent of the other examples in the batch.

@@ -1,6 +1,7 @@
 """A hand-written nnx port of the zoo CNN whose attribute names differ from the linen module's
 (``features_1`` for ``conv1``, ``norm_1`` for ``bn1``, ``classifier`` for ``head``): the case that needs
-a rename-rule file (rules.yaml) to convert a linen checkpoint."""
+a rename-rule file (rules.yaml) to convert a linen checkpoint. As in the zoo CNN, the convolutions have no bias
+(BatchNorm's shift follows each)."""
 
 from dataclasses import dataclass, field
 
@@ -31,7 +32,7 @@ class RenamedCNN(nnx.Module, BaseModelNNX):
         features = exmp_input.shape[3] if len(exmp_input.shape) == 4 else 1
         init = jax.nn.initializers.lecun_normal()
         for i, channels in enumerate(config.channels, start=1):
-            conv = nnx.Conv(features, channels, (3, 3), padding="SAME", kernel_init=init, rngs=rngs)
+            conv = nnx.Conv(features, channels, (3, 3), padding="SAME", use_bias=False, kernel_init=init, rngs=rngs)
             setattr(self, f"features_{i}", conv)
             setattr(self, f"norm_{i}", nnx.BatchNorm(channels, momentum=0.9, epsilon=1e-5, rngs=rngs))
             features = channels

@@ -45,9 +45,10 @@ def test_batchnorm_updates_stats_in_train_and_eval_is_deterministic():
 def test_batchnorm_momentum_is_point_nine():
     x = jax.random.normal(jax.random.key(1), (16, 4, 4, 1)) + 5.0
     model, variables = init_linen(CNNClassifierConfig(channels=[2], dropout=0.0), x)
+    assert "bias" not in variables["params"]["conv1"]  # BatchNorm's shift replaces it
     conv_out = jax.lax.conv_general_dilated(
         x, variables["params"]["conv1"]["kernel"], (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")
-    ) + variables["params"]["conv1"]["bias"]
+    )
     _, updates = model.apply(variables, x, train=True, mutable=["batch_stats"])
     expected = 0.1 * conv_out.mean(axis=(0, 1, 2))  # running mean starts at 0
     np.testing.assert_allclose(updates["batch_stats"]["bn1"]["mean"], expected, rtol=1e-4, atol=1e-6)
