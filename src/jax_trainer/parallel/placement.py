@@ -84,10 +84,11 @@ class Placement:
         return jax.tree.map(_put, tree, shardings)
 
     def replicate(self, tree: Any) -> Any:
-        """``tree`` whole on every device of the mesh (a restored loop carry); as it is without a mesh."""
+        """``tree`` whole on every device of the mesh (a restored loop carry, fresh metric accumulators); arrays
+        already spread over the mesh (a step's outputs) stay as they are; as it is without a mesh."""
         if self.mesh is None:
             return tree
-        return jax.tree.map(lambda x: _put(x, self._replicated), tree)
+        return jax.tree.map(lambda x: x if _on_mesh(x) else _put(x, self._replicated), tree)
 
     # ----------------------------------------------------------------- batches
     def prefetch(self, runs: Iterable[tuple[int, Any]]) -> Iterable[tuple[int, Any]]:
@@ -138,15 +139,24 @@ def placement_of(config, mesh: Mesh | None = None) -> Placement:
     return Placement(mesh, rules, logical)
 
 
+def _on_mesh(x) -> bool:
+    return isinstance(x, jax.Array) and isinstance(x.sharding, NamedSharding) and x.sharding.mesh.devices.size > 1
+
+
 def _put(x, sharding: NamedSharding):
-    if jax.process_count() > 1 and isinstance(x, jax.Array) and x.is_fully_addressable:
-        # A process-local array: every process holds the same values; each keeps its shards (from host memory:
-        # device_put cannot move a local device's array onto other processes' devices).
-        if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
-            data = jax.device_put(np.asarray(jax.random.key_data(x)), sharding)
-            return jax.random.wrap_key_data(data, impl=jax.random.key_impl(x))
-        x = np.asarray(x)
+    if jax.process_count() > 1 and not (isinstance(x, jax.Array) and not x.is_fully_addressable):
+        # A host value or a process-local array: every process holds the same values, and each makes its own shards
+        # from them (device_put cannot move a local device's array onto other processes' devices, and of a host
+        # value it compares the values across processes: a collective, which fails on NaN).
+        if isinstance(x, jax.Array) and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+            return jax.random.wrap_key_data(_from_local(np.asarray(jax.random.key_data(x)), sharding),
+                                            impl=jax.random.key_impl(x))
+        return _from_local(np.asarray(x), sharding)
     return jax.device_put(x, sharding)
+
+
+def _from_local(data: np.ndarray, sharding: NamedSharding) -> jax.Array:
+    return jax.make_array_from_callback(data.shape, sharding, lambda index: data[index])
 
 
 def tree_to_host(tree: Any) -> Any:

@@ -15,6 +15,7 @@ import jax
 import numpy as np
 
 from jax_trainer.callbacks.step_extras import StepExtras
+from jax_trainer.parallel.placement import Placement
 from jax_trainer.trainer import steps as S
 from jax_trainer.trainer.flat import FlatState, carry_leaves, first_arg_leaves
 from jax_trainer.trainer.pacing import Pacing, with_token
@@ -39,11 +40,15 @@ class EvalSteps(NamedTuple):
 
 
 class StepRunner:
-    """Runs the compiled steps of one trainer. ``jit`` is ``jax.jit`` (or the identity in debug mode)."""
+    """Runs the compiled steps of one trainer. ``jit`` is ``jax.jit`` (or the identity in debug mode); ``placement``
+    the trainer's mesh and layouts (``jax_trainer.parallel``)."""
 
-    def __init__(self, backend, jit: Callable, log_grad_norm: bool, detect_nans: bool, mesh=None):
-        self.backend, self._jit, self._mesh = backend, jit, mesh
+    def __init__(self, backend, jit: Callable, log_grad_norm: bool, detect_nans: bool, placement: Placement):
+        self.backend, self._jit, self._mesh = backend, jit, placement.mesh
         self.log_grad_norm, self.detect_nans = log_grad_norm, detect_nans
+        # On a mesh, host-made carry parts go to the devices replicated, as the steps return them: the compiled
+        # steps then see one input layout for the whole run (numpy inputs would be another, and a recompile).
+        self._placed = placement.replicate
         self.train_steps: TrainSteps | None = None
         self.eval_steps: EvalSteps | None = None
         self._flat = FlatState(None)
@@ -95,7 +100,7 @@ class StepRunner:
         callbacks' host state."""
         steps = self.train_steps
         carry = steps.accumulators.init(global_step, inputs)
-        return carry._replace(extras=jax.tree.map(np.asarray, steps.extras.init()))
+        return self._placed(carry._replace(extras=jax.tree.map(np.asarray, steps.extras.init())))
 
     def train(self, carry: S.Carry, n_steps: int, batch) -> tuple[S.Carry, Any]:
         """Dispatch one step (``n_steps == 1``) or a scanned run of stacked batches; returns the carry and the run's
@@ -109,7 +114,8 @@ class StepRunner:
 
     def take_window(self, carry: S.Carry) -> tuple[S.Results, S.Carry]:
         """The log window's results (not fetched) and the carry with a fresh window."""
-        return self.train_steps.accumulators.take_window(carry)
+        window, carry = self.train_steps.accumulators.take_window(carry)
+        return window, carry._replace(metrics=self._placed(carry.metrics))
 
     def finish_epoch(self, carry: S.Carry) -> S.Results:
         """The epoch's results (not fetched); the step extras get their final states."""
@@ -131,7 +137,7 @@ class StepRunner:
                 step=self._jit(with_token(step), donate_argnums=(1,)),
             )
         self._eval_leaves = leaves
-        return self.eval_steps.accumulators.init(0, inputs)
+        return self._placed(self.eval_steps.accumulators.init(0, inputs))
 
     def eval(self, carry: S.Carry, batch) -> tuple[S.Carry, Any]:
         """Dispatch one eval step over the model of the last :meth:`start_eval`."""

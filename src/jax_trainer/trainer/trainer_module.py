@@ -75,7 +75,7 @@ class TrainerModule(TrainerInterface):
                 lambda: precision.cast_model_state(self.backend.init_model(model_config, model_input, config.seed)),
                 annotations=self.backend.partition_annotations, compiler_options=RUN_ONCE_OPTIONS)
         jit = (lambda fn, **_: fn) if config.debug else jax.jit
-        self.runner = StepRunner(self.backend, jit, config.log_grad_norm, config.detect_nans, self.placement.mesh)
+        self.runner = StepRunner(self.backend, jit, config.log_grad_norm, config.detect_nans, self.placement)
         self.global_step, self.current_epoch, self.should_stop = 0, 0, False
         self.logger = Logger(config.logger)
         self.log_dir = self.logger.log_dir
