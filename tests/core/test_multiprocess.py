@@ -42,9 +42,10 @@ dataset: {class_name: DigitsDataset, global_batch_size: 32, val_size: 0.4, test_
 
 
 MLP = "{class_name: MLPClassifier, hidden_dims: [32]}"
-# The zoo CNN with batch norm. Without dropout: with it, nnx runs of 2 processes take rare gradient entries from
-# another dropout mask than the forward pass used (measured: one entry of conv2's gradient at step 11, the loss equal
-# to the last bit; 1.2e-7 apart after 22 steps without dropout, 6e-4 with it; linen equal). README, "Scale out".
+# The zoo CNN with batch norm. Without dropout: with it, nnx runs of 2 processes get one output channel of a gradient
+# wrong from some step on (conv2's channel 15 at step 11, the loss equal to the last bit; 1.2e-7 apart after 22 steps
+# without dropout, 6e-4 with it; linen equal). The compiled step is the same HLO in one process and in two: XLA:CPU's
+# runtime with gloo, which no XLA flag tried avoids. README, "Scale out".
 CNN = "{class_name: CNNClassifier, channels: [8, 16], dropout: 0.0}"
 _UNINTERRUPTED: dict[str, Path] = {}
 
