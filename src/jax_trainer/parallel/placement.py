@@ -88,7 +88,10 @@ class Placement:
         already spread over the mesh (a step's outputs) stay as they are; as it is without a mesh."""
         if self.mesh is None:
             return tree
-        return jax.tree.map(lambda x: x if _on_mesh(x) else _put(x, self._replicated), tree)
+        return jax.tree.map(lambda x: x if self._on_mesh(x) else _put(x, self._replicated), tree)
+
+    def _on_mesh(self, x) -> bool:
+        return isinstance(x, jax.Array) and getattr(x.sharding, "mesh", None) == self.mesh
 
     # ----------------------------------------------------------------- batches
     def prefetch(self, runs: Iterable[tuple[int, Any]]) -> Iterable[tuple[int, Any]]:
@@ -137,10 +140,6 @@ def placement_of(config, mesh: Mesh | None = None) -> Placement:
         used = "trainer.sharding_rules" if rules else "trainer.logical_axis_rules"
         raise MeshError(f"{used} needs a mesh: set trainer.mesh (there is {jax.device_count()} device).")
     return Placement(mesh, rules, logical)
-
-
-def _on_mesh(x) -> bool:
-    return isinstance(x, jax.Array) and isinstance(x.sharding, NamedSharding) and x.sharding.mesh.devices.size > 1
 
 
 def _put(x, sharding: NamedSharding):

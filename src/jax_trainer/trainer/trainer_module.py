@@ -68,8 +68,9 @@ class TrainerModule(TrainerInterface):
         self.model_config, self.optimizer_config, self.full_config = model_config, optimizer_config, full_config
         self.exmp_input = exmp_input
         self.placement = placement_of(config, mesh)
-        self.backend = with_ema(get_backend(config.model_mode), config.ema)(self, StepPrecision.from_config(config))
-        precision, model_input = self.backend.precision, self.batch_to_input(exmp_input)  # ema: trainer/ema.py
+        backend = with_ema(get_backend(config.model_mode), config.ema)  # ema: trainer/ema.py
+        self.backend = backend(self, StepPrecision.from_config(config))
+        precision, model_input = self.backend.precision, self.batch_to_input(exmp_input)
         with self.placement.context():  # on a mesh, made sharded (Placement.build)
             self._model_state = self.placement.build(
                 lambda: precision.cast_model_state(self.backend.init_model(model_config, model_input, config.seed)),
