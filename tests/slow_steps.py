@@ -12,6 +12,7 @@ from jax_trainer.callbacks import Callback, CallbackConfig
 @dataclass
 class SlowStepsConfig(CallbackConfig):
     seconds: float = 0.02
+    from_step: int = 0  # the first step that sleeps
 
 
 @register
@@ -19,4 +20,24 @@ class SlowSteps(Callback):
     config: SlowStepsConfig
 
     def on_train_step_end(self, step: int, epoch_idx: int) -> None:
-        time.sleep(self.config.seconds)
+        if step >= self.config.from_step:
+            time.sleep(self.config.seconds)
+
+
+@dataclass
+class OrbaxPreemptionCallsConfig(CallbackConfig):
+    pass
+
+
+@register
+class OrbaxPreemptionCalls(Callback):
+    """After every train step, what orbax's ``CheckpointManager.save`` and its finalize thread do: ask jax's
+    preemption sync point with the step number (``orbax.checkpoint.multihost.reached_preemption``). A stop protocol
+    built on that counter loses its place when a notice comes in between (the step is one below its own count)."""
+
+    config: OrbaxPreemptionCallsConfig
+
+    def on_train_step_end(self, step: int, epoch_idx: int) -> None:
+        from orbax.checkpoint import multihost  # pylint: disable=import-outside-toplevel
+
+        multihost.reached_preemption(step)

@@ -45,6 +45,9 @@ def initialize(config: DistributedConfig | None) -> None:
         return
     if jax.config.jax_platforms in (None, "", "cpu") or "cpu" in str(jax.config.jax_platforms):
         jax.config.update("jax_cpu_collectives_implementation", "gloo")  # CPU collectives across processes
+    # Stopping on a signal is agreed by stop_agreement.py: jax's preemption service would hold SIGTERM, and its
+    # sync point counter is shared with orbax's saves.
+    jax.config.update("jax_enable_preemption_service", False)
     try:
         jax.distributed.initialize(
             coordinator_address=config.coordinator_address,
@@ -60,6 +63,17 @@ def initialize(config: DistributedConfig | None) -> None:
 def is_main_process() -> bool:
     """Whether this process writes the run's logs, metrics and files (process 0)."""
     return jax.process_index() == 0
+
+
+def coordination_client():
+    """The client of jax's coordination service (a key-value store and barriers shared by all processes), None in
+    one process. jax has no public accessor: this is the client ``jax.distributed.initialize`` connected, the one
+    orbax's multihost module reads too."""
+    if jax.process_count() == 1:
+        return None
+    from jax._src import distributed  # pylint: disable=import-outside-toplevel
+
+    return distributed.global_state.client
 
 
 def barrier(name: str) -> None:
