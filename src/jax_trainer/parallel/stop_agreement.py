@@ -21,7 +21,7 @@ import threading
 
 import jax
 
-_WAIT_MS = 600_000  # one wait for the notice; the watcher waits again until it comes or the agreement is closed
+_WAIT_MS = 60_000  # one wait for the notice; the watcher waits again until it comes or the agreement is closed
 _AGREE_MS = 30_000  # how long the processes wait for each other's counts
 _CLOSED = "closed"
 
@@ -57,7 +57,10 @@ class StopAgreement:
     def close(self) -> None:
         """Stop watching: the loop is over. Wakes the watcher (which ends at once, unless a notice came first and it
         is agreeing with the others) and waits for it."""
-        self._client.key_value_set(self._wake_key(jax.process_index()), _CLOSED, allow_overwrite=True)
+        try:
+            self._client.key_value_set(self._wake_key(jax.process_index()), _CLOSED, allow_overwrite=True)
+        except jax.errors.JaxRuntimeError:  # the runtime is gone (the loop failed with it): so is the watcher's wait
+            pass
         self._watcher.join()
 
     def _wake_key(self, index: int) -> str:
