@@ -186,6 +186,7 @@ def test_sigterm_to_one_process_stops_both_at_the_same_step_and_resumes_as_the_u
     slow.write_text(slow.read_text().replace(
         "    slow: {class_name: SlowSteps, seconds: 1.0}",
         "    orbax: {class_name: OrbaxPreemptionCalls}\n    slow: {class_name: SlowSteps, seconds: 1.0, from_step: 8}"))
+    assert "OrbaxPreemptionCalls" in slow.read_text()  # the config above still has the line replaced
     procs = multiprocess.start([*_fit_args(slow, "nnx", run), "trainer.train_epochs=3"], tmp_path)
     try:
         end = time.monotonic() + 120
